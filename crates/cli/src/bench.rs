@@ -1,0 +1,449 @@
+//! `kinesin bench`: a native load generator that drives a running Kinesis-compatible server
+//! (Kinesin or another implementation) and prints a JSON report.
+//!
+//! Each worker owns one HTTP/1.1 keep-alive connection and sends requests back to back, so
+//! "in flight" equals the number of workers. With `--spawn` the bench starts `kinesin serve`
+//! itself on an empty data directory and also measures start-up time and idle memory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Server to drive, e.g. http://127.0.0.1:4567. Ignored with --spawn.
+    #[arg(long, default_value = "http://127.0.0.1:4567")]
+    endpoint: String,
+    /// Start `kinesin serve` on a fresh data directory and measure start-up and idle memory too.
+    #[arg(long)]
+    spawn: bool,
+    /// Durability mode for the spawned server.
+    #[arg(long, default_value = "fsync")]
+    durability: String,
+    /// Seconds each write phase runs.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Shards of the bench stream.
+    #[arg(long, default_value_t = 4)]
+    shards: u32,
+    /// PutRecords requests in flight.
+    #[arg(long, default_value_t = 8)]
+    put_records_in_flight: usize,
+    /// Records per PutRecords request.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Record payload size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    record_bytes: usize,
+    /// PutRecord connections.
+    #[arg(long, default_value_t = 64)]
+    put_record_connections: usize,
+    /// Write the JSON report here as well as to stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Phases to run, comma-separated: put-records,put-record,get-records.
+    #[arg(long, default_value = "put-records,put-record,get-records")]
+    phases: String,
+}
+
+/// One HTTP/1.1 connection speaking the Kinesis JSON protocol.
+struct Conn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn {
+            sender,
+            host: addr.to_string(),
+        })
+    }
+
+    /// Sends one operation; returns the status and the body.
+    async fn call(&mut self, op: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
+        let req = http::Request::post("/")
+            .header(http::header::HOST, &self.host)
+            .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
+            .header("x-amz-target", format!("Kinesis_20131202.{op}"))
+            .header("x-amz-date", "20260101T000000Z")
+            .header(
+                http::header::AUTHORIZATION,
+                "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000",
+            )
+            .body(Full::new(body))?;
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+
+    async fn call_ok(&mut self, op: &str, body: Value) -> anyhow::Result<Value> {
+        let (status, bytes) = self.call(op, Bytes::from(body.to_string())).await?;
+        if status != 200 {
+            bail!("{op} -> {status}: {}", String::from_utf8_lossy(&bytes));
+        }
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}
+
+/// Latency samples in microseconds, summarised as percentiles.
+#[derive(Default)]
+struct Latencies(Vec<u32>);
+
+impl Latencies {
+    fn add(&mut self, d: Duration) {
+        self.0.push(d.as_micros().min(u32::MAX as u128) as u32);
+    }
+    fn extend(&mut self, other: Latencies) {
+        self.0.extend(other.0);
+    }
+    fn summary(&mut self) -> Value {
+        self.0.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if self.0.is_empty() {
+                return 0.0;
+            }
+            let i = ((self.0.len() as f64 * p).ceil() as usize).clamp(1, self.0.len()) - 1;
+            self.0[i] as f64 / 1000.0
+        };
+        json!({"p50_ms": pct(0.50), "p99_ms": pct(0.99), "p999_ms": pct(0.999), "max_ms": pct(1.0), "samples": self.0.len()})
+    }
+}
+
+fn parse_endpoint(endpoint: &str) -> anyhow::Result<SocketAddr> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("--endpoint must start with http://"))?;
+    let hostport = rest.trim_end_matches('/');
+    let hostport = hostport.replace("localhost", "127.0.0.1");
+    hostport
+        .parse()
+        .with_context(|| format!("--endpoint {endpoint} is not http://IP:PORT"))
+}
+
+fn random_payload(n: usize) -> Vec<u8> {
+    (0..n).map(|_| rand::random::<u8>()).collect()
+}
+
+struct Spawned {
+    child: std::process::Child,
+    _dir: TempDir,
+}
+
+/// A temporary directory removed on drop (no extra dependency for one use).
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn spawn_server(durability: &str) -> anyhow::Result<(Spawned, SocketAddr, Value)> {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let dir = std::env::temp_dir().join(format!("kinesin-bench-{}", rand::random::<u64>()));
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let child = std::process::Command::new(exe)
+        .args(["serve", "--listen", &addr.to_string(), "--durability", durability])
+        .arg("--data-dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("spawning kinesin serve")?;
+    let spawned = Spawned {
+        child,
+        _dir: TempDir(dir),
+    };
+    // Start-up = spawn until the first answered ListStreams.
+    let deadline = started + Duration::from_secs(30);
+    let startup = loop {
+        if Instant::now() > deadline {
+            bail!("the spawned server did not answer within 30 s");
+        }
+        if let Ok(mut c) = Conn::open(addr).await {
+            if let Ok((200, _)) = c.call("ListStreams", Bytes::from_static(b"{}")).await {
+                break started.elapsed();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = rss_kib(spawned.child.id());
+    let info = json!({
+        "startup_to_first_response_ms": startup.as_secs_f64() * 1000.0,
+        "idle_rss_mib": idle.map(|k| k as f64 / 1024.0),
+        "durability": durability,
+    });
+    Ok((spawned, addr, info))
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let (mut spawned, addr, server_info) = if args.spawn {
+        let (s, a, i) = spawn_server(&args.durability).await?;
+        (Some(s), a, i)
+    } else {
+        (None, parse_endpoint(&args.endpoint)?, json!({"endpoint": args.endpoint}))
+    };
+    let result = run_phases(&args, addr).await;
+    if let Some(s) = spawned.as_mut() {
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+    }
+    let mut phases = result?;
+    let report = json!({
+        "tool": "kinesin bench",
+        "version": env!("CARGO_PKG_VERSION"),
+        "server": server_info,
+        "config": {
+            "seconds": args.seconds, "shards": args.shards, "batch": args.batch,
+            "record_bytes": args.record_bytes, "put_records_in_flight": args.put_records_in_flight,
+            "put_record_connections": args.put_record_connections,
+        },
+        "phases": std::mem::take(&mut phases),
+    });
+    let text = serde_json::to_string_pretty(&report)?;
+    println!("{text}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+async fn run_phases(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<Value> {
+    let stream = format!("bench-{:08x}", rand::random::<u32>());
+    let mut admin = Conn::open(addr).await?;
+    admin
+        .call_ok("CreateStream", json!({"StreamName": stream, "ShardCount": args.shards}))
+        .await?;
+    // Wait for ACTIVE (other implementations take time to create streams).
+    for _ in 0..300 {
+        let d = admin
+            .call_ok("DescribeStreamSummary", json!({"StreamName": stream}))
+            .await?;
+        if d["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut phases = serde_json::Map::new();
+    let wanted: Vec<&str> = args.phases.split(',').map(str::trim).collect();
+    if wanted.contains(&"put-records") {
+        phases.insert("put_records".into(), put_records_phase(args, addr, &stream).await?);
+    }
+    if wanted.contains(&"put-record") {
+        phases.insert("put_record".into(), put_record_phase(args, addr, &stream).await?);
+    }
+    if wanted.contains(&"get-records") {
+        phases.insert("get_records".into(), get_records_phase(addr, &stream).await?);
+    }
+    let _ = admin
+        .call_ok("DeleteStream", json!({"StreamName": stream}))
+        .await;
+    Ok(Value::Object(phases))
+}
+
+fn throughput(records: u64, bytes: u64, elapsed: Duration, errors: u64, mut lat: Latencies) -> Value {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    json!({
+        "records": records,
+        "records_per_sec": records as f64 / secs,
+        "mb_per_sec": bytes as f64 / secs / 1e6,
+        "seconds": secs,
+        "errors": errors,
+        "latency": lat.summary(),
+    })
+}
+
+async fn put_records_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> anyhow::Result<Value> {
+    // Pre-build a few request bodies: random keys and payloads, base64 once.
+    let bodies: Vec<Bytes> = (0..8)
+        .map(|_| {
+            let records: Vec<Value> = (0..args.batch)
+                .map(|_| {
+                    json!({
+                        "PartitionKey": format!("{:016x}", rand::random::<u64>()),
+                        "Data": STANDARD.encode(random_payload(args.record_bytes)),
+                    })
+                })
+                .collect();
+            Bytes::from(json!({"StreamName": stream, "Records": records}).to_string())
+        })
+        .collect();
+    let bodies = Arc::new(bodies);
+    let stop = Arc::new(AtomicBool::new(false));
+    let records = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..args.put_records_in_flight {
+        let (bodies, stop, records, errors) = (bodies.clone(), stop.clone(), records.clone(), errors.clone());
+        let batch = args.batch as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Latencies::default();
+            let mut conn = Conn::open(addr).await?;
+            let mut i = w;
+            while !stop.load(Ordering::Relaxed) {
+                let body = bodies[i % bodies.len()].clone();
+                i += 1;
+                let t = Instant::now();
+                let (status, resp) = conn.call("PutRecords", body).await?;
+                lat.add(t.elapsed());
+                let failed = if status == 200 {
+                    serde_json::from_slice::<Value>(&resp)
+                        .ok()
+                        .and_then(|v| v["FailedRecordCount"].as_u64())
+                        .unwrap_or(batch)
+                } else {
+                    batch
+                };
+                records.fetch_add(batch - failed, Ordering::Relaxed);
+                errors.fetch_add(failed, Ordering::Relaxed);
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Latencies::default();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    let n = records.load(Ordering::Relaxed);
+    let mut v = throughput(n, n * args.record_bytes as u64, elapsed, errors.load(Ordering::Relaxed), lat);
+    v["in_flight"] = json!(args.put_records_in_flight);
+    Ok(v)
+}
+
+async fn put_record_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> anyhow::Result<Value> {
+    let payload = STANDARD.encode(random_payload(args.record_bytes));
+    let stop = Arc::new(AtomicBool::new(false));
+    let records = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.put_record_connections {
+        let (stop, records, errors) = (stop.clone(), records.clone(), errors.clone());
+        let body_prefix = format!("{{\"StreamName\":\"{stream}\",\"Data\":\"{payload}\",\"PartitionKey\":\"");
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Latencies::default();
+            let mut conn = Conn::open(addr).await?;
+            while !stop.load(Ordering::Relaxed) {
+                let body = format!("{body_prefix}{:016x}\"}}", rand::random::<u64>());
+                let t = Instant::now();
+                let (status, _) = conn.call("PutRecord", Bytes::from(body)).await?;
+                lat.add(t.elapsed());
+                if status == 200 {
+                    records.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Latencies::default();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    let n = records.load(Ordering::Relaxed);
+    let mut v = throughput(n, n * args.record_bytes as u64, elapsed, errors.load(Ordering::Relaxed), lat);
+    v["connections"] = json!(args.put_record_connections);
+    Ok(v)
+}
+
+/// Reads every shard from TRIM_HORIZON to the tip, one reader per shard.
+async fn get_records_phase(addr: SocketAddr, stream: &str) -> anyhow::Result<Value> {
+    let mut admin = Conn::open(addr).await?;
+    let shards = admin
+        .call_ok("ListShards", json!({"StreamName": stream}))
+        .await?;
+    let ids: Vec<String> = shards["Shards"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["ShardId"].as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for id in ids {
+        let stream = stream.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            let mut lat = Latencies::default();
+            let it = conn
+                .call_ok(
+                    "GetShardIterator",
+                    json!({"StreamName": stream, "ShardId": id, "ShardIteratorType": "TRIM_HORIZON"}),
+                )
+                .await?;
+            let mut iterator = it["ShardIterator"].as_str().map(String::from);
+            let (mut records, mut bytes) = (0u64, 0u64);
+            while let Some(itr) = iterator.take() {
+                let t = Instant::now();
+                let (status, body) = conn
+                    .call("GetRecords", Bytes::from(json!({"ShardIterator": itr}).to_string()))
+                    .await?;
+                lat.add(t.elapsed());
+                if status != 200 {
+                    bail!("GetRecords -> {status}: {}", String::from_utf8_lossy(&body));
+                }
+                let v: Value = serde_json::from_slice(&body)?;
+                let recs = v["Records"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+                if recs.is_empty() {
+                    break;
+                }
+                records += recs.len() as u64;
+                for r in recs {
+                    bytes += r["Data"].as_str().map(|d| d.len() as u64 * 3 / 4).unwrap_or(0);
+                }
+                iterator = v["NextShardIterator"].as_str().map(String::from);
+            }
+            anyhow::Ok((records, bytes, lat))
+        }));
+    }
+    let (mut records, mut bytes, mut lat) = (0, 0, Latencies::default());
+    for t in tasks {
+        let (r, b, l) = t.await??;
+        records += r;
+        bytes += b;
+        lat.extend(l);
+    }
+    Ok(throughput(records, bytes, started.elapsed(), 0, lat))
+}

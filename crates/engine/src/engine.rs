@@ -1,0 +1,1437 @@
+//! The engine: streams and their shards over the shared log.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kinesin_log::{AppendEntry, Clock, Durability, Log, LogConfig, LogError, QueueId};
+use parking_lot::RwLock;
+
+use crate::api::*;
+use crate::hashkey::{even_range, parse_hash_key, partition_hash};
+use crate::meta::{stream_key, MetaStore, ShardMeta, StreamMeta};
+use crate::names::{java_date, parse_shard_id, parse_stream_arn, shard_id, stream_arn};
+use crate::seqnum::{SeqNum, MAX_COUNTER};
+use crate::token::{IteratorToken, PageToken, TokenCodec, TokenKind};
+use crate::{Error, Result};
+
+mod control;
+
+/// How long shard iterators and pagination tokens stay valid.
+pub const TOKEN_TTL_MS: i64 = 300_000;
+/// Most bytes one GetRecords returns.
+pub const GET_RECORDS_MAX_BYTES: usize = 10 << 20;
+/// Most records one GetRecords returns.
+pub const GET_RECORDS_MAX_RECORDS: usize = 10_000;
+/// Most bytes (data + partition keys) in one PutRecords request.
+pub const PUT_RECORDS_MAX_BYTES: usize = 5 << 20;
+pub const MIN_RETENTION_HOURS: i64 = 24;
+pub const MAX_RETENTION_HOURS: i64 = 8760;
+pub const DEFAULT_RETENTION_HOURS: i64 = 24;
+/// Tags per stream.
+pub const MAX_TAGS: usize = 50;
+/// Shards a new on-demand stream starts with.
+pub const ON_DEMAND_INITIAL_SHARDS: u32 = 4;
+/// Most shards one stream may have open.
+pub const MAX_SHARDS_PER_STREAM: i64 = 10_000;
+const DEFAULT_MAX_RECORD_KIB: i64 = 1024;
+
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub create_stream_delay: Duration,
+    pub delete_stream_delay: Duration,
+    pub update_stream_delay: Duration,
+    pub shard_limit: i64,
+    pub on_demand_stream_limit: i64,
+    /// How often retention is enforced on the log.
+    pub retention_interval: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            durability: Durability::Fsync,
+            create_stream_delay: Duration::ZERO,
+            delete_stream_delay: Duration::ZERO,
+            update_stream_delay: Duration::ZERO,
+            shard_limit: 1000,
+            on_demand_stream_limit: 50,
+            retention_interval: Duration::from_secs(60),
+            clock: Arc::new(kinesin_log::SystemClock),
+        }
+    }
+}
+
+/// Errors opening the engine (not request errors).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("metadata store: {0}")]
+    Meta(Error),
+    #[error("log: {0}")]
+    Log(#[from] LogError),
+}
+
+/// A stream's persisted metadata plus what is derived from it for the hot path.
+struct StreamState {
+    meta: StreamMeta,
+    /// Open shards sorted by starting hash key: (start, end, position in `meta.shards`).
+    routes: Vec<(u128, u128, usize)>,
+}
+
+impl StreamState {
+    fn new(meta: StreamMeta) -> Self {
+        let mut s = StreamState {
+            meta,
+            routes: Vec::new(),
+        };
+        s.rebuild_routes();
+        s
+    }
+
+    fn rebuild_routes(&mut self) {
+        self.routes = self
+            .meta
+            .shards
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.closed.is_none())
+            .map(|(i, s)| (hash_of(&s.start_hash), hash_of(&s.end_hash), i))
+            .collect();
+        self.routes.sort_by_key(|r| r.0);
+    }
+
+    fn route(&self, hash: u128) -> Option<&ShardMeta> {
+        let i = self.routes.partition_point(|r| r.0 <= hash);
+        let (start, end, idx) = *self.routes.get(i.checked_sub(1)?)?;
+        (start <= hash && hash <= end).then(|| &self.meta.shards[idx])
+    }
+
+    fn status(&self) -> StreamStatus {
+        parse_status(&self.meta.status)
+    }
+
+    fn shard(&self, index: u32) -> Option<&ShardMeta> {
+        self.meta.shards.iter().find(|s| s.index == index)
+    }
+}
+
+fn hash_of(s: &str) -> u128 {
+    s.parse().unwrap_or(0)
+}
+
+fn parse_status(s: &str) -> StreamStatus {
+    match s {
+        "CREATING" => StreamStatus::Creating,
+        "DELETING" => StreamStatus::Deleting,
+        "UPDATING" => StreamStatus::Updating,
+        _ => StreamStatus::Active,
+    }
+}
+
+fn parse_mode(s: &str) -> StreamMode {
+    if s == "ON_DEMAND" {
+        StreamMode::OnDemand
+    } else {
+        StreamMode::Provisioned
+    }
+}
+
+type StreamHandle = Arc<RwLock<StreamState>>;
+
+struct Inner {
+    cfg: EngineConfig,
+    log: Log,
+    meta: MetaStore,
+    tokens: TokenCodec,
+    /// Keyed by `account/region/name`, so iteration is ordered by name within a scope.
+    streams: RwLock<BTreeMap<String, StreamHandle>>,
+    /// Serialises control-plane mutations (create/delete/update) so quota checks hold.
+    control: tokio::sync::Mutex<()>,
+}
+
+/// The Kinesis engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+fn now(inner: &Inner) -> i64 {
+    inner.cfg.clock.now_ms()
+}
+
+fn not_found(name: &str, account: &str) -> Error {
+    Error::ResourceNotFound(format!("Stream {name} under account {account} not found."))
+}
+
+fn log_error(e: LogError) -> Error {
+    match e {
+        LogError::UnknownQueue(_) => {
+            Error::ResourceNotFound("The stream or shard no longer exists.".into())
+        }
+        other => Error::InternalFailure(format!("Internal service failure. ({other})")),
+    }
+}
+
+fn retention_ms(hours: i64) -> i64 {
+    hours * 3_600_000
+}
+
+impl Engine {
+    /// Opens the data directory (creating it), recovers the log and loads metadata. Must be
+    /// called inside a tokio runtime (it starts background tasks).
+    pub fn open(cfg: EngineConfig) -> Result<Engine, OpenError> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| OpenError::DataDir(cfg.data_dir.clone(), e))?;
+        let meta = MetaStore::open(&cfg.data_dir.join("meta.redb")).map_err(OpenError::Meta)?;
+        let metas = meta.load_streams().map_err(OpenError::Meta)?;
+        let key = meta.token_key().map_err(OpenError::Meta)?;
+        let queues: Vec<(QueueId, i64)> = metas
+            .iter()
+            .flat_map(|m| {
+                let r = retention_ms(m.retention_hours);
+                m.shards.iter().map(move |s| (s.queue, r))
+            })
+            .collect();
+        let mut log_cfg = LogConfig::new(cfg.data_dir.join("log"));
+        log_cfg.durability = cfg.durability;
+        log_cfg.clock = cfg.clock.clone();
+        let log = Log::open(log_cfg, &queues)?;
+        let streams = metas
+            .into_iter()
+            .map(|m| (m.key(), Arc::new(RwLock::new(StreamState::new(m)))))
+            .collect();
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                cfg,
+                log,
+                meta,
+                tokens: TokenCodec::new(key),
+                streams: RwLock::new(streams),
+                control: tokio::sync::Mutex::new(()),
+            }),
+        };
+        engine.resume_transitions();
+        engine.spawn_retention();
+        Ok(engine)
+    }
+
+    /// Syncs and closes the log. Later writes fail.
+    pub fn shutdown(&self) -> Result<()> {
+        self.inner.log.close().map_err(log_error)
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.inner.log
+    }
+
+    fn spawn_retention(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let every = self.inner.cfg.retention_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let log = inner.log.clone();
+                drop(inner);
+                match tokio::task::spawn_blocking(move || log.enforce_retention()).await {
+                    Ok(Ok(n)) if n > 0 => tracing::info!(segments = n, "retention trimmed"),
+                    Ok(Err(LogError::Closed)) => return,
+                    Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    /// Re-arms status transitions that were pending when the process stopped.
+    fn resume_transitions(&self) {
+        let pending: Vec<(String, i64)> = self
+            .inner
+            .streams
+            .read()
+            .iter()
+            .filter_map(|(k, s)| {
+                let s = s.read();
+                (s.status() != StreamStatus::Active).then(|| (k.clone(), s.meta.status_until_ms))
+            })
+            .collect();
+        for (key, until) in pending {
+            self.schedule_transition(key, until);
+        }
+    }
+
+    /// Completes a CREATING/UPDATING/DELETING status at `until_ms`.
+    fn schedule_transition(&self, key: String, until_ms: i64) {
+        let engine = self.clone();
+        let delay = (until_ms - now(&self.inner)).max(0) as u64;
+        tokio::spawn(async move {
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            if let Err(e) = engine.finish_transition(&key).await {
+                tracing::warn!(stream = %key, error = %e, "status transition failed");
+            }
+        });
+    }
+
+    async fn finish_transition(&self, key: &str) -> Result<()> {
+        let _guard = self.inner.control.lock().await;
+        let Some(handle) = self.inner.streams.read().get(key).cloned() else {
+            return Ok(());
+        };
+        let status = handle.read().status();
+        match status {
+            StreamStatus::Active => Ok(()),
+            StreamStatus::Deleting => self.remove_stream(key, &handle),
+            StreamStatus::Creating | StreamStatus::Updating => {
+                let mut st = handle.write();
+                let mut meta = st.meta.clone();
+                meta.status = "ACTIVE".into();
+                self.inner.meta.put_stream(&meta)?;
+                st.meta = meta;
+                Ok(())
+            }
+        }
+    }
+
+    fn remove_stream(&self, key: &str, handle: &StreamHandle) -> Result<()> {
+        self.inner.meta.delete_stream(key)?;
+        self.inner.streams.write().remove(key);
+        for s in &handle.read().meta.shards {
+            // A queue already gone is fine: removal is idempotent.
+            let _ = self.inner.log.drop_queue(s.queue);
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Stream resolution
+    // -----------------------------------------------------------------------------------------
+
+    /// Resolves StreamName/StreamARN to (name, stream handle).
+    fn resolve(&self, scope: &Scope, r: &StreamRef) -> Result<(String, StreamHandle)> {
+        let name = self.resolve_name(scope, r)?;
+        let key = stream_key(&scope.account, &scope.region, &name);
+        match self.inner.streams.read().get(&key) {
+            Some(h) => Ok((name, h.clone())),
+            None => Err(not_found(&name, &scope.account)),
+        }
+    }
+
+    fn resolve_name(&self, scope: &Scope, r: &StreamRef) -> Result<String> {
+        match (&r.name, &r.arn) {
+            (Some(name), None) => Ok(name.clone()),
+            (name, Some(arn)) => {
+                let (region, account, arn_name) = parse_stream_arn(arn).ok_or_else(|| {
+                    Error::InvalidArgument(format!("Invalid StreamARN: {arn}"))
+                })?;
+                if account != scope.account || region != scope.region {
+                    return Err(Error::AccessDenied(format!(
+                        "User is not authorized to access stream {arn}"
+                    )));
+                }
+                if let Some(name) = name {
+                    if name != arn_name {
+                        return Err(Error::InvalidArgument(format!(
+                            "StreamARN {arn} and StreamName {name} do not match."
+                        )));
+                    }
+                }
+                Ok(arn_name.to_string())
+            }
+            (None, None) => Err(Error::InvalidArgument(
+                "Either StreamName or StreamARN should be provided.".into(),
+            )),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Lifecycle
+    // -----------------------------------------------------------------------------------------
+
+    fn open_shard_count(&self, scope_account: &str) -> (i64, i64) {
+        let mut shards = 0;
+        let mut on_demand = 0;
+        for (_, h) in self.inner.streams.read().iter() {
+            let s = h.read();
+            if s.meta.account != scope_account {
+                continue;
+            }
+            if s.meta.mode == "ON_DEMAND" {
+                on_demand += 1;
+            } else {
+                shards += s.routes.len() as i64;
+            }
+        }
+        (shards, on_demand)
+    }
+
+    pub async fn create_stream(&self, scope: &Scope, input: CreateStreamInput) -> Result<()> {
+        let mode = input.stream_mode.unwrap_or(StreamMode::Provisioned);
+        let shard_count: u32 = match (mode, input.shard_count) {
+            (StreamMode::Provisioned, Some(n)) => {
+                if n < 1 {
+                    return Err(Error::Validation(format!("1 validation error detected: Value '{n}' at 'shardCount' failed to satisfy constraint: Member must have value greater than or equal to 1")));
+                }
+                if n > MAX_SHARDS_PER_STREAM {
+                    return Err(Error::InvalidArgument(format!(
+                        "ShardCount {n} exceeds the maximum of {MAX_SHARDS_PER_STREAM} shards per stream."
+                    )));
+                }
+                n as u32
+            }
+            (StreamMode::Provisioned, None) => {
+                return Err(Error::InvalidArgument(
+                    "ShardCount is required for a stream with the PROVISIONED stream mode."
+                        .into(),
+                ))
+            }
+            (StreamMode::OnDemand, Some(_)) => {
+                return Err(Error::Validation(
+                    "ShardCount is not supported for a stream with the ON_DEMAND stream mode."
+                        .into(),
+                ))
+            }
+            (StreamMode::OnDemand, None) => ON_DEMAND_INITIAL_SHARDS,
+        };
+        if let Some(tags) = &input.tags {
+            validate_tags(tags)?;
+            if tags.len() > MAX_TAGS {
+                return Err(Error::InvalidArgument(format!(
+                    "Failed to add tags to stream {} under account {} because a given stream cannot have more than {MAX_TAGS} tags associated with it.",
+                    input.stream_name, scope.account
+                )));
+            }
+        }
+        if input.warm_throughput_mibps.is_some() {
+            return Err(Error::InvalidArgument(
+                "WarmThroughputMiBps requires an account with MinimumThroughputBillingCommitment enabled."
+                    .into(),
+            ));
+        }
+        let max_record_size_kib = input.max_record_size_kib.unwrap_or(DEFAULT_MAX_RECORD_KIB);
+
+        let _guard = self.inner.control.lock().await;
+        let key = stream_key(&scope.account, &scope.region, &input.stream_name);
+        if self.inner.streams.read().contains_key(&key) {
+            return Err(Error::ResourceInUse(format!(
+                "Stream {} under account {} already exists.",
+                input.stream_name, scope.account
+            )));
+        }
+        let (open, on_demand) = self.open_shard_count(&scope.account);
+        match mode {
+            StreamMode::Provisioned => {
+                if open + shard_count as i64 > self.inner.cfg.shard_limit {
+                    return Err(Error::LimitExceeded(format!(
+                        "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {open}. Limit: {}. Number of additional shards that would have resulted from this request: {shard_count}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
+                        scope.account, scope.region, self.inner.cfg.shard_limit
+                    )));
+                }
+            }
+            StreamMode::OnDemand => {
+                if on_demand + 1 > self.inner.cfg.on_demand_stream_limit {
+                    return Err(Error::LimitExceeded(format!(
+                        "This request would exceed the limit of {} on-demand streams for the account {} in {}.",
+                        self.inner.cfg.on_demand_stream_limit, scope.account, scope.region
+                    )));
+                }
+            }
+        }
+        let created_ms = now(&self.inner);
+        let first_queue = self.inner.meta.allocate_queues(shard_count as u64)?;
+        let shards = (0..shard_count)
+            .map(|i| {
+                let (start, end) = even_range(i, shard_count);
+                ShardMeta {
+                    index: i,
+                    queue: first_queue + i as u64,
+                    parent: None,
+                    adjacent_parent: None,
+                    start_hash: start.to_string(),
+                    end_hash: end.to_string(),
+                    created_ms,
+                    closed: None,
+                }
+            })
+            .collect();
+        let delay = self.inner.cfg.create_stream_delay.as_millis() as i64;
+        let meta = StreamMeta {
+            version: 1,
+            account: scope.account.clone(),
+            region: scope.region.clone(),
+            name: input.stream_name.clone(),
+            created_ms,
+            status: if delay > 0 { "CREATING" } else { "ACTIVE" }.into(),
+            status_until_ms: created_ms + delay,
+            mode: mode.as_str().into(),
+            retention_hours: DEFAULT_RETENTION_HOURS,
+            shards,
+            next_shard_index: shard_count,
+            tags: input.tags.unwrap_or_default(),
+            shard_level_metrics: Vec::new(),
+            encryption_key_id: None,
+            max_record_size_kib,
+            resource_policy: None,
+            encryption_changes: Vec::new(),
+            mode_switches: Vec::new(),
+        };
+        let retention = retention_ms(meta.retention_hours);
+        for s in &meta.shards {
+            self.inner
+                .log
+                .create_queue(s.queue, retention)
+                .map_err(log_error)?;
+        }
+        if let Err(e) = self.inner.meta.put_stream(&meta) {
+            for s in &meta.shards {
+                let _ = self.inner.log.drop_queue(s.queue);
+            }
+            return Err(e);
+        }
+        self.inner
+            .streams
+            .write()
+            .insert(key.clone(), Arc::new(RwLock::new(StreamState::new(meta))));
+        if delay > 0 {
+            self.schedule_transition(key, created_ms + delay);
+        }
+        Ok(())
+    }
+
+    pub async fn delete_stream(&self, scope: &Scope, input: DeleteStreamInput) -> Result<()> {
+        let _guard = self.inner.control.lock().await;
+        let (_name, handle) = self.resolve(scope, &input.stream)?;
+        let key = handle.read().meta.key();
+        let delay = self.inner.cfg.delete_stream_delay.as_millis() as i64;
+        if delay == 0 {
+            return self.remove_stream(&key, &handle);
+        }
+        let until = now(&self.inner) + delay;
+        {
+            let mut st = handle.write();
+            let mut meta = st.meta.clone();
+            meta.status = "DELETING".into();
+            meta.status_until_ms = until;
+            self.inner.meta.put_stream(&meta)?;
+            st.meta = meta;
+        }
+        self.schedule_transition(key, until);
+        Ok(())
+    }
+
+    fn shard_out(s: &ShardMeta) -> Shard {
+        let created_secs = (s.created_ms / 1000) as u64;
+        let start = SeqNum {
+            shard_created_secs: created_secs,
+            counter: 0,
+            arrival_secs: created_secs,
+            shard_index: s.index,
+        };
+        Shard {
+            shard_id: shard_id(s.index),
+            parent_shard_id: s.parent.map(shard_id),
+            adjacent_parent_shard_id: s.adjacent_parent.map(shard_id),
+            hash_key_range: HashKeyRange {
+                starting_hash_key: hash_of(&s.start_hash),
+                ending_hash_key: hash_of(&s.end_hash),
+            },
+            sequence_number_range: SequenceNumberRange {
+                starting_sequence_number: start.to_string(),
+                ending_sequence_number: s.closed.as_ref().map(|c| {
+                    SeqNum {
+                        shard_created_secs: created_secs,
+                        counter: MAX_COUNTER,
+                        arrival_secs: (c.closed_ms / 1000) as u64,
+                        shard_index: s.index,
+                    }
+                    .to_string()
+                }),
+            },
+        }
+    }
+
+    /// Shards still visible: open ones, and closed ones with unexpired records.
+    fn visible_shards<'a>(&self, st: &'a StreamState) -> Vec<&'a ShardMeta> {
+        let horizon = now(&self.inner) - retention_ms(st.meta.retention_hours);
+        st.meta
+            .shards
+            .iter()
+            .filter(|s| match &s.closed {
+                None => true,
+                Some(c) => c.closed_ms >= horizon,
+            })
+            .collect()
+    }
+
+    pub fn describe_stream(&self, scope: &Scope, input: DescribeStreamInput) -> Result<StreamDescription> {
+        let (_, handle) = self.resolve(scope, &input.stream)?;
+        let st = handle.read();
+        let limit = input.limit.unwrap_or(100).clamp(1, 100) as usize;
+        let after = match &input.exclusive_start_shard_id {
+            Some(id) => parse_shard_id(id).map(|i| i as i64).unwrap_or(-1),
+            None => -1,
+        };
+        let all: Vec<&ShardMeta> = self
+            .visible_shards(&st)
+            .into_iter()
+            .filter(|s| s.index as i64 > after)
+            .collect();
+        let has_more = all.len() > limit;
+        let shards = all
+            .into_iter()
+            .take(limit)
+            .map(|s| Self::shard_out(s))
+            .collect();
+        let m = &st.meta;
+        Ok(StreamDescription {
+            stream_name: m.name.clone(),
+            stream_arn: stream_arn(&m.region, &m.account, &m.name),
+            stream_status: st.status(),
+            stream_mode: parse_mode(&m.mode),
+            shards,
+            has_more_shards: has_more,
+            retention_period_hours: m.retention_hours,
+            stream_creation_timestamp: m.created_ms,
+            shard_level_metrics: m.shard_level_metrics.clone(),
+            encryption_type: if m.encryption_key_id.is_some() {
+                EncryptionType::Kms
+            } else {
+                EncryptionType::None
+            },
+            key_id: m.encryption_key_id.clone(),
+        })
+    }
+
+    pub fn describe_stream_summary(&self, scope: &Scope, stream: StreamRef) -> Result<StreamDescriptionSummary> {
+        let (_, handle) = self.resolve(scope, &stream)?;
+        let st = handle.read();
+        let m = &st.meta;
+        Ok(StreamDescriptionSummary {
+            stream_name: m.name.clone(),
+            stream_arn: stream_arn(&m.region, &m.account, &m.name),
+            stream_status: st.status(),
+            stream_mode: parse_mode(&m.mode),
+            retention_period_hours: m.retention_hours,
+            stream_creation_timestamp: m.created_ms,
+            shard_level_metrics: m.shard_level_metrics.clone(),
+            encryption_type: if m.encryption_key_id.is_some() {
+                EncryptionType::Kms
+            } else {
+                EncryptionType::None
+            },
+            key_id: m.encryption_key_id.clone(),
+            open_shard_count: st.routes.len() as i64,
+            consumer_count: 0,
+            max_record_size_kib: m.max_record_size_kib,
+        })
+    }
+
+    pub fn list_streams(&self, scope: &Scope, input: ListStreamsInput) -> Result<ListStreamsOutput> {
+        let t = now(&self.inner);
+        let (limit, after) = match &input.next_token {
+            Some(tok) => {
+                let p = self
+                    .inner
+                    .tokens
+                    .decode_page(TokenKind::ListStreams, tok)
+                    .ok_or_else(|| Error::InvalidArgument("Invalid NextToken.".into()))?;
+                if t - p.issued_ms > TOKEN_TTL_MS {
+                    return Err(Error::ExpiredNextToken(
+                        "The requested NextToken has expired.".into(),
+                    ));
+                }
+                let limit = input.limit.map(|l| l as u32).unwrap_or(p.max_results);
+                (limit, Some(p.name))
+            }
+            None => (
+                input.limit.unwrap_or(100) as u32,
+                input.exclusive_start_stream_name.clone(),
+            ),
+        };
+        let limit = limit.clamp(1, 100) as usize;
+        let prefix = format!("{}/{}/", scope.account, scope.region);
+        let streams = self.inner.streams.read();
+        let start = match &after {
+            Some(name) => std::ops::Bound::Excluded(format!("{prefix}{name}")),
+            None => std::ops::Bound::Included(prefix.clone()),
+        };
+        let mut summaries = Vec::new();
+        let mut has_more = false;
+        for (k, h) in streams.range((start, std::ops::Bound::Unbounded)) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if summaries.len() == limit {
+                has_more = true;
+                break;
+            }
+            let st = h.read();
+            let m = &st.meta;
+            summaries.push(StreamSummary {
+                stream_name: m.name.clone(),
+                stream_arn: stream_arn(&m.region, &m.account, &m.name),
+                stream_status: st.status(),
+                stream_mode: parse_mode(&m.mode),
+                stream_creation_timestamp: m.created_ms,
+            });
+        }
+        let next_token = match (has_more, summaries.last()) {
+            (true, Some(last)) => Some(self.inner.tokens.encode_page(
+                TokenKind::ListStreams,
+                &PageToken {
+                    issued_ms: t,
+                    stream_created_ms: 0,
+                    max_results: limit as u32,
+                    name: last.stream_name.clone(),
+                    after_index: 0,
+                    filter: Vec::new(),
+                },
+            )),
+            _ => None,
+        };
+        Ok(ListStreamsOutput {
+            stream_names: summaries.iter().map(|s| s.stream_name.clone()).collect(),
+            has_more_streams: has_more,
+            next_token,
+            stream_summaries: summaries,
+        })
+    }
+
+    pub fn describe_limits(&self, scope: &Scope) -> Result<DescribeLimitsOutput> {
+        let (open, on_demand) = self.open_shard_count(&scope.account);
+        Ok(DescribeLimitsOutput {
+            shard_limit: self.inner.cfg.shard_limit,
+            open_shard_count: open,
+            on_demand_stream_count: on_demand,
+            on_demand_stream_count_limit: self.inner.cfg.on_demand_stream_limit,
+        })
+    }
+
+    /// Applies `f` to a copy of the stream's metadata, persists it, then publishes it.
+    fn update_meta<T>(
+        &self,
+        handle: &StreamHandle,
+        f: impl FnOnce(&mut StreamMeta) -> Result<T>,
+    ) -> Result<T> {
+        let mut st = handle.write();
+        let mut meta = st.meta.clone();
+        let out = f(&mut meta)?;
+        self.inner.meta.put_stream(&meta)?;
+        st.meta = meta;
+        st.rebuild_routes();
+        Ok(out)
+    }
+
+    pub async fn change_retention(&self, scope: &Scope, input: RetentionInput, increase: bool) -> Result<()> {
+        let _guard = self.inner.control.lock().await;
+        let (name, handle) = self.resolve(scope, &input.stream)?;
+        let hours = input.retention_period_hours;
+        let account = scope.account.clone();
+        let queues = self.update_meta(&handle, |m| {
+            if m.status != "ACTIVE" {
+                return Err(Error::ResourceInUse(format!(
+                    "Stream {name} under account {account} not ACTIVE, instead in state {}",
+                    m.status
+                )));
+            }
+            let current = m.retention_hours;
+            if increase {
+                if hours < current {
+                    return Err(Error::InvalidArgument(format!("Requested retention period ({hours} hours) for stream {name} can not be shorter than existing retention period ({current} hours). Use DecreaseRetentionPeriod API.")));
+                }
+                if hours > MAX_RETENTION_HOURS {
+                    return Err(Error::InvalidArgument(format!("Maximum allowed retention period is {MAX_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is too long.")));
+                }
+            } else {
+                if hours > current {
+                    return Err(Error::InvalidArgument(format!("Requested retention period ({hours} hours) for stream {name} can not be longer than existing retention period ({current} hours). Use IncreaseRetentionPeriod API.")));
+                }
+                if hours < MIN_RETENTION_HOURS {
+                    return Err(Error::InvalidArgument(format!("Minimum allowed retention period is {MIN_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is too short.")));
+                }
+            }
+            m.retention_hours = hours;
+            Ok(m.shards.iter().map(|s| s.queue).collect::<Vec<_>>())
+        })?;
+        for q in queues {
+            self.inner
+                .log
+                .set_retention(q, retention_ms(hours))
+                .map_err(log_error)?;
+        }
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Shards
+    // -----------------------------------------------------------------------------------------
+
+    pub fn list_shards(&self, scope: &Scope, input: ListShardsInput) -> Result<ListShardsOutput> {
+        let t = now(&self.inner);
+        let token = match &input.next_token {
+            Some(tok) => {
+                let conflicts = [
+                    (input.stream.name.is_some(), "StreamName"),
+                    (input.stream.arn.is_some(), "StreamARN"),
+                    (input.shard_filter.is_some(), "ShardFilter"),
+                    (input.exclusive_start_shard_id.is_some(), "ExclusiveStartShardId"),
+                    (input.stream_creation_timestamp.is_some(), "StreamCreationTimestamp"),
+                ];
+                if let Some((_, what)) = conflicts.iter().find(|c| c.0) {
+                    return Err(Error::InvalidArgument(format!(
+                        "NextToken and {what} cannot be provided together."
+                    )));
+                }
+                let p = self
+                    .inner
+                    .tokens
+                    .decode_page(TokenKind::ListShards, tok)
+                    .ok_or_else(|| Error::InvalidArgument("Invalid NextToken.".into()))?;
+                if t - p.issued_ms > TOKEN_TTL_MS {
+                    return Err(Error::ExpiredNextToken(
+                        "The requested NextToken has expired.".into(),
+                    ));
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        if token.is_none() && input.stream.name.is_none() && input.stream.arn.is_none() {
+            return Err(Error::InvalidArgument(
+                "Either NextToken or StreamName should be provided.".into(),
+            ));
+        }
+        let stream_ref = match &token {
+            Some(p) => StreamRef::by_name(p.name.clone()),
+            None => input.stream.clone(),
+        };
+        let (name, handle) = self.resolve(scope, &stream_ref)?;
+        let st = handle.read();
+        if let Some(p) = &token {
+            if p.stream_created_ms != st.meta.created_ms {
+                return Err(not_found(&name, &scope.account));
+            }
+        }
+        if let Some(ts) = input.stream_creation_timestamp {
+            if ts / 1000 != st.meta.created_ms / 1000 && ts != st.meta.created_ms {
+                return Err(not_found(&name, &scope.account));
+            }
+        }
+        let limit = match (&token, input.max_results) {
+            (_, Some(n)) => n.clamp(1, 1000) as usize,
+            (Some(p), None) => p.max_results as usize,
+            (None, None) => 1000,
+        };
+        // The filter, re-encoded in the token so later pages apply it too.
+        let filter: Option<ShardFilter> = match &token {
+            Some(p) => decode_filter(&p.filter),
+            None => input.shard_filter.clone(),
+        };
+        let mut after: i64 = match (&token, &input.exclusive_start_shard_id) {
+            (Some(p), _) => p.after_index as i64,
+            (None, Some(id)) => parse_shard_id(id).map(|i| i as i64).unwrap_or(-1),
+            (None, None) => -1,
+        };
+        let horizon = t - retention_ms(st.meta.retention_hours);
+        let visible = self.visible_shards(&st);
+        let is_root = |s: &ShardMeta| {
+            let gone = |p: Option<u32>| match p {
+                None => true,
+                Some(i) => !visible.iter().any(|v| v.index == i),
+            };
+            gone(s.parent) && gone(s.adjacent_parent)
+        };
+        let mut selected: Vec<&ShardMeta> = Vec::new();
+        if let Some(f) = &filter {
+            if f.kind == ShardFilterType::AfterShardId {
+                let id = f.shard_id.as_deref().ok_or_else(|| {
+                    Error::InvalidArgument(
+                        "ShardId must be specified with ShardFilter type AFTER_SHARD_ID".into(),
+                    )
+                })?;
+                if token.is_none() {
+                    after = after.max(parse_shard_id(id).map(|i| i as i64).unwrap_or(-1));
+                }
+            }
+            if matches!(f.kind, ShardFilterType::AtTimestamp | ShardFilterType::FromTimestamp)
+                && f.timestamp.is_none()
+            {
+                return Err(Error::InvalidArgument(
+                    "Timestamp must be specified with ShardFilter type AT_TIMESTAMP or FROM_TIMESTAMP".into(),
+                ));
+            }
+        }
+        for s in visible.iter().copied() {
+            let keep = match &filter {
+                None => true,
+                Some(f) => match f.kind {
+                    ShardFilterType::AfterShardId | ShardFilterType::FromTrimHorizon => true,
+                    ShardFilterType::AtLatest => s.closed.is_none(),
+                    ShardFilterType::AtTrimHorizon => is_root(s),
+                    ShardFilterType::AtTimestamp => {
+                        let ts = f.timestamp.unwrap_or(0).max(horizon);
+                        let open_at = s.created_ms <= ts
+                            && s.closed.as_ref().is_none_or(|c| c.closed_ms >= ts);
+                        open_at || (is_root(s) && s.created_ms > ts)
+                    }
+                    ShardFilterType::FromTimestamp => {
+                        let ts = f.timestamp.unwrap_or(0).max(horizon);
+                        s.closed.as_ref().is_none_or(|c| c.closed_ms >= ts)
+                    }
+                },
+            };
+            if keep && s.index as i64 > after {
+                selected.push(s);
+            }
+        }
+        let has_more = selected.len() > limit;
+        selected.truncate(limit);
+        let next_token = match (has_more, selected.last()) {
+            (true, Some(last)) => Some(self.inner.tokens.encode_page(
+                TokenKind::ListShards,
+                &PageToken {
+                    issued_ms: t,
+                    stream_created_ms: st.meta.created_ms,
+                    max_results: limit as u32,
+                    name: name.clone(),
+                    after_index: last.index,
+                    filter: filter.as_ref().map(encode_filter).unwrap_or_default(),
+                },
+            )),
+            _ => None,
+        };
+        Ok(ListShardsOutput {
+            shards: selected
+                .into_iter()
+                .map(|s| Self::shard_out(s))
+                .collect(),
+            next_token,
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Records
+    // -----------------------------------------------------------------------------------------
+
+    /// Checks a stream accepts writes; returns the maximum record size in bytes.
+    fn writable(st: &StreamState, name: &str, account: &str) -> Result<usize> {
+        match st.status() {
+            StreamStatus::Active | StreamStatus::Updating => {
+                Ok(st.meta.max_record_size_kib as usize * 1024)
+            }
+            _ => Err(not_found(name, account)),
+        }
+    }
+
+    fn hash_for(partition_key: &str, explicit: Option<&str>) -> Result<u128> {
+        match explicit {
+            Some(e) => parse_hash_key(e).ok_or_else(|| {
+                Error::InvalidArgument(format!("Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"))
+            }),
+            None => Ok(partition_hash(partition_key)),
+        }
+    }
+
+    fn seq_string(shard: &ShardMeta, position: u64, arrival_ms: i64) -> String {
+        SeqNum {
+            shard_created_secs: (shard.created_ms / 1000) as u64,
+            counter: position,
+            arrival_secs: (arrival_ms / 1000) as u64,
+            shard_index: shard.index,
+        }
+        .to_string()
+    }
+
+    pub async fn put_record(&self, scope: &Scope, input: PutRecordInput) -> Result<PutRecordOutput> {
+        let (name, handle) = self.resolve(scope, &input.stream)?;
+        let (shard, entry, encryption) = {
+            let st = handle.read();
+            let max = Self::writable(&st, &name, &scope.account)?;
+            let size = input.data.len() + input.partition_key.len();
+            if size > max {
+                return Err(record_too_large(size, max));
+            }
+            let hash = Self::hash_for(&input.partition_key, input.explicit_hash_key.as_deref())?;
+            if let Some(sfo) = &input.sequence_number_for_ordering {
+                if SeqNum::parse(sfo).is_err() {
+                    return Err(Error::InvalidArgument(format!(
+                        "ExclusiveMinimumSequenceNumber {sfo} used in PutRecord on stream {name} under account {} is invalid.",
+                        scope.account
+                    )));
+                }
+            }
+            let shard = st
+                .route(hash)
+                .cloned()
+                .ok_or_else(|| not_found(&name, &scope.account))?;
+            let entry = AppendEntry {
+                queue: shard.queue,
+                partition_key: Bytes::from(input.partition_key.into_bytes()),
+                data: input.data,
+            };
+            (shard, entry, encryption_of(&st.meta))
+        };
+        let appended = self
+            .inner
+            .log
+            .append(vec![entry])
+            .await
+            .map_err(log_error)?;
+        let a = appended
+            .first()
+            .ok_or_else(|| Error::InternalFailure("Internal service failure.".into()))?;
+        Ok(PutRecordOutput {
+            shard_id: shard_id(shard.index),
+            sequence_number: Self::seq_string(&shard, a.position, a.arrival_ms),
+            encryption_type: encryption,
+        })
+    }
+
+    pub async fn put_records(&self, scope: &Scope, input: PutRecordsInput) -> Result<PutRecordsOutput> {
+        let (name, handle) = self.resolve(scope, &input.stream)?;
+        let mut shards: Vec<(u32, i64)> = Vec::with_capacity(input.records.len());
+        let mut entries = Vec::with_capacity(input.records.len());
+        let encryption = {
+            let st = handle.read();
+            let max = Self::writable(&st, &name, &scope.account)?;
+            let mut total = 0usize;
+            for r in &input.records {
+                let size = r.data.len() + r.partition_key.len();
+                if size > max {
+                    return Err(record_too_large(size, max));
+                }
+                total += size;
+            }
+            if total > PUT_RECORDS_MAX_BYTES {
+                return Err(Error::InvalidArgument(format!(
+                    "Records size exceeds {} MB limit",
+                    PUT_RECORDS_MAX_BYTES >> 20
+                )));
+            }
+            for r in input.records {
+                let hash = Self::hash_for(&r.partition_key, r.explicit_hash_key.as_deref())?;
+                let shard = st
+                    .route(hash)
+                    .ok_or_else(|| not_found(&name, &scope.account))?;
+                shards.push((shard.index, shard.created_ms));
+                entries.push(AppendEntry {
+                    queue: shard.queue,
+                    partition_key: Bytes::from(r.partition_key.into_bytes()),
+                    data: r.data,
+                });
+            }
+            encryption_of(&st.meta)
+        };
+        let appended = self
+            .inner
+            .log
+            .append(entries)
+            .await
+            .map_err(log_error)?;
+        let records = shards
+            .iter()
+            .zip(appended.iter())
+            .map(|(&(index, created_ms), a)| PutRecordsResultEntry::Ok {
+                shard_id: shard_id(index),
+                sequence_number: SeqNum {
+                    shard_created_secs: (created_ms / 1000) as u64,
+                    counter: a.position,
+                    arrival_secs: (a.arrival_ms / 1000) as u64,
+                    shard_index: index,
+                }
+                .to_string(),
+            })
+            .collect();
+        Ok(PutRecordsOutput {
+            failed_record_count: 0,
+            records,
+            encryption_type: encryption,
+        })
+    }
+
+    pub fn get_shard_iterator(&self, scope: &Scope, input: GetShardIteratorInput) -> Result<GetShardIteratorOutput> {
+        let (name, handle) = self.resolve(scope, &input.stream)?;
+        let st = handle.read();
+        let shard_missing = || {
+            Error::ResourceNotFound(format!(
+                "Shard {} in stream {name} under account {} does not exist",
+                input.shard_id, scope.account
+            ))
+        };
+        let index = parse_shard_id(&input.shard_id).ok_or_else(shard_missing)?;
+        let shard = st.shard(index).ok_or_else(shard_missing)?;
+        let ty = input.shard_iterator_type;
+        let t = now(&self.inner);
+        match ty {
+            ShardIteratorType::AtSequenceNumber | ShardIteratorType::AfterSequenceNumber => {
+                if input.starting_sequence_number.is_none() {
+                    return Err(Error::InvalidArgument(format!("Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {} and no StartingSequenceNumber.", ty.as_str())));
+                }
+            }
+            ShardIteratorType::TrimHorizon | ShardIteratorType::Latest => {
+                if input.starting_sequence_number.is_some() {
+                    return Err(Error::InvalidArgument(format!("Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {} and also a StartingSequenceNumber.", ty.as_str())));
+                }
+            }
+            ShardIteratorType::AtTimestamp => {}
+        }
+        let bounds = self.inner.log.bounds(shard.queue).map_err(log_error)?;
+        let position = match ty {
+            ShardIteratorType::TrimHorizon => bounds.trim_horizon,
+            ShardIteratorType::Latest => bounds.next,
+            ShardIteratorType::AtSequenceNumber | ShardIteratorType::AfterSequenceNumber => {
+                let raw = input.starting_sequence_number.as_deref().unwrap_or_default();
+                let seq = SeqNum::parse(raw).map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "StartingSequenceNumber {raw} used in GetShardIterator on shard {} in stream {name} under account {} is invalid.",
+                        shard_id(index), scope.account
+                    ))
+                })?;
+                if seq.shard_index != index {
+                    return Err(Error::InvalidArgument(format!(
+                        "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+                        shard_id(seq.shard_index),
+                        shard_id(index)
+                    )));
+                }
+                if seq.shard_created_secs != (shard.created_ms / 1000) as u64 {
+                    return Err(Error::InvalidArgument(format!(
+                        "StartingSequenceNumber {raw} used in GetShardIterator on shard {} in stream {name} under account {} is invalid because it did not come from this stream.",
+                        shard_id(index), scope.account
+                    )));
+                }
+                let p = if ty == ShardIteratorType::AfterSequenceNumber {
+                    seq.counter.saturating_add(1)
+                } else {
+                    seq.counter
+                };
+                p.max(bounds.trim_horizon)
+            }
+            ShardIteratorType::AtTimestamp => {
+                let ts = input.timestamp.ok_or_else(|| {
+                    Error::InvalidArgument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.".into())
+                })?;
+                if ts > t {
+                    return Err(Error::InvalidArgument(format!("The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {t}")));
+                }
+                self.inner
+                    .log
+                    .seek_timestamp(shard.queue, ts)
+                    .map_err(log_error)?
+            }
+        };
+        Ok(GetShardIteratorOutput {
+            shard_iterator: self.inner.tokens.encode_iterator(&IteratorToken {
+                issued_ms: t,
+                stream_created_ms: st.meta.created_ms,
+                shard_index: index,
+                position,
+                account: scope.account.clone(),
+                region: scope.region.clone(),
+                stream_name: name,
+            }),
+        })
+    }
+
+    pub fn get_records(&self, scope: &Scope, input: GetRecordsInput) -> Result<GetRecordsOutput> {
+        let it = self
+            .inner
+            .tokens
+            .decode_iterator(&input.shard_iterator)
+            .ok_or_else(|| Error::InvalidArgument("Invalid ShardIterator.".into()))?;
+        let t = now(&self.inner);
+        if t - it.issued_ms > TOKEN_TTL_MS {
+            return Err(Error::ExpiredIterator(format!(
+                "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {TOKEN_TTL_MS} milliseconds.",
+                java_date(it.issued_ms),
+                java_date(t)
+            )));
+        }
+        if it.account != scope.account || it.region != scope.region {
+            return Err(Error::InvalidArgument("Invalid ShardIterator.".into()));
+        }
+        if let Some(arn) = &input.stream_arn {
+            let ok = parse_stream_arn(arn)
+                .is_some_and(|(r, a, n)| r == it.region && a == it.account && n == it.stream_name);
+            if !ok {
+                return Err(Error::InvalidArgument(format!(
+                    "Invalid StreamARN {arn} for the given ShardIterator."
+                )));
+            }
+        }
+        let key = stream_key(&it.account, &it.region, &it.stream_name);
+        let handle = self
+            .inner
+            .streams
+            .read()
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| not_found(&it.stream_name, &it.account))?;
+        let (shard, children, encryption) = {
+            let st = handle.read();
+            if st.meta.created_ms != it.stream_created_ms {
+                return Err(not_found(&it.stream_name, &it.account));
+            }
+            let shard = st.shard(it.shard_index).cloned().ok_or_else(|| {
+                Error::ResourceNotFound(format!(
+                    "Shard {} in stream {} under account {} does not exist",
+                    shard_id(it.shard_index),
+                    it.stream_name,
+                    it.account
+                ))
+            })?;
+            let children: Vec<ChildShard> = st
+                .meta
+                .shards
+                .iter()
+                .filter(|c| c.parent == Some(shard.index) || c.adjacent_parent == Some(shard.index))
+                .map(|c| ChildShard {
+                    shard_id: shard_id(c.index),
+                    parent_shards: c
+                        .parent
+                        .iter()
+                        .chain(c.adjacent_parent.iter())
+                        .map(|&p| shard_id(p))
+                        .collect(),
+                    hash_key_range: HashKeyRange {
+                        starting_hash_key: hash_of(&c.start_hash),
+                        ending_hash_key: hash_of(&c.end_hash),
+                    },
+                })
+                .collect();
+            (shard, children, encryption_of(&st.meta))
+        };
+        let limit = input
+            .limit
+            .map(|l| l.clamp(1, GET_RECORDS_MAX_RECORDS as i64) as usize)
+            .unwrap_or(GET_RECORDS_MAX_RECORDS);
+        let batch = self
+            .inner
+            .log
+            .read(shard.queue, it.position, limit, GET_RECORDS_MAX_BYTES)
+            .map_err(log_error)?;
+        let bounds = self.inner.log.bounds(shard.queue).map_err(log_error)?;
+        let millis_behind = if batch.next >= bounds.next {
+            0
+        } else {
+            batch
+                .records
+                .last()
+                .map(|r| (t - r.arrival_ms).max(0))
+                .unwrap_or(0)
+        };
+        let at_end = shard
+            .closed
+            .as_ref()
+            .is_some_and(|c| batch.next >= c.end_position && batch.records.is_empty());
+        let records = batch
+            .records
+            .into_iter()
+            .map(|r| Record {
+                sequence_number: Self::seq_string(&shard, r.position, r.arrival_ms),
+                approximate_arrival_timestamp: r.arrival_ms,
+                partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
+                data: r.data,
+                encryption_type: encryption,
+            })
+            .collect();
+        let (next_shard_iterator, child_shards) = if at_end {
+            (None, Some(children))
+        } else {
+            (
+                Some(self.inner.tokens.encode_iterator(&IteratorToken {
+                    issued_ms: t,
+                    position: batch.next,
+                    ..it
+                })),
+                None,
+            )
+        };
+        Ok(GetRecordsOutput {
+            records,
+            next_shard_iterator,
+            millis_behind_latest: millis_behind,
+            child_shards,
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Tags
+    // -----------------------------------------------------------------------------------------
+
+    pub async fn add_tags_to_stream(&self, scope: &Scope, input: AddTagsInput) -> Result<()> {
+        let _guard = self.inner.control.lock().await;
+        let (name, handle) = self.resolve(scope, &input.stream)?;
+        validate_tags(&input.tags)?;
+        let account = scope.account.clone();
+        self.update_meta(&handle, |m| {
+            let mut tags = m.tags.clone();
+            tags.extend(input.tags);
+            if tags.len() > MAX_TAGS {
+                return Err(Error::InvalidArgument(format!("Failed to add tags to stream {name} under account {account} because a given stream cannot have more than {MAX_TAGS} tags associated with it.")));
+            }
+            m.tags = tags;
+            Ok(())
+        })
+    }
+
+    pub async fn remove_tags_from_stream(&self, scope: &Scope, input: RemoveTagsInput) -> Result<()> {
+        let _guard = self.inner.control.lock().await;
+        let (_, handle) = self.resolve(scope, &input.stream)?;
+        self.update_meta(&handle, |m| {
+            for k in &input.tag_keys {
+                m.tags.remove(k);
+            }
+            Ok(())
+        })
+    }
+
+    pub fn list_tags_for_stream(&self, scope: &Scope, input: ListTagsForStreamInput) -> Result<ListTagsForStreamOutput> {
+        let (_, handle) = self.resolve(scope, &input.stream)?;
+        let st = handle.read();
+        let limit = input.limit.unwrap_or(50).clamp(1, 50) as usize;
+        let iter = st.meta.tags.iter().filter(|(k, _)| match &input.exclusive_start_tag_key {
+            Some(start) => k.as_str() > start.as_str(),
+            None => true,
+        });
+        let all: Vec<Tag> = iter
+            .map(|(k, v)| Tag {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect();
+        let has_more = all.len() > limit;
+        Ok(ListTagsForStreamOutput {
+            tags: all.into_iter().take(limit).collect(),
+            has_more_tags: has_more,
+        })
+    }
+
+    fn resolve_resource(&self, scope: &Scope, arn: &str) -> Result<StreamHandle> {
+        let (region, account, name) = parse_stream_arn(arn)
+            .ok_or_else(|| Error::InvalidArgument(format!("Invalid ResourceARN: {arn}")))?;
+        if account != scope.account || region != scope.region {
+            return Err(Error::AccessDenied(format!(
+                "User is not authorized to access resource {arn}"
+            )));
+        }
+        let (_, handle) = self.resolve(scope, &StreamRef::by_name(name))?;
+        Ok(handle)
+    }
+
+    pub async fn tag_resource(&self, scope: &Scope, input: TagResourceInput) -> Result<()> {
+        let (_, _, name) = parse_stream_arn(&input.resource_arn).ok_or_else(|| {
+            Error::InvalidArgument(format!("Invalid ResourceARN: {}", input.resource_arn))
+        })?;
+        self.resolve_resource(scope, &input.resource_arn)?;
+        self.add_tags_to_stream(
+            scope,
+            AddTagsInput {
+                stream: StreamRef::by_name(name),
+                tags: input.tags,
+            },
+        )
+        .await
+    }
+
+    pub async fn untag_resource(&self, scope: &Scope, input: UntagResourceInput) -> Result<()> {
+        let (_, _, name) = parse_stream_arn(&input.resource_arn).ok_or_else(|| {
+            Error::InvalidArgument(format!("Invalid ResourceARN: {}", input.resource_arn))
+        })?;
+        self.resolve_resource(scope, &input.resource_arn)?;
+        self.remove_tags_from_stream(
+            scope,
+            RemoveTagsInput {
+                stream: StreamRef::by_name(name),
+                tag_keys: input.tag_keys,
+            },
+        )
+        .await
+    }
+
+    pub fn list_tags_for_resource(&self, scope: &Scope, input: ListTagsForResourceInput) -> Result<ListTagsForResourceOutput> {
+        let handle = self.resolve_resource(scope, &input.resource_arn)?;
+        let st = handle.read();
+        Ok(ListTagsForResourceOutput {
+            tags: st
+                .meta
+                .tags
+                .iter()
+                .map(|(k, v)| Tag {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// What records of this stream report as `EncryptionType`: omitted for unencrypted streams, as
+/// Kinesis does.
+fn encryption_of(meta: &StreamMeta) -> Option<EncryptionType> {
+    meta.encryption_key_id.as_ref().map(|_| EncryptionType::Kms)
+}
+
+fn record_too_large(size: usize, max: usize) -> Error {
+    Error::Validation(format!(
+        "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={size} cap={size}]' at 'data' failed to satisfy constraint: Member must have length less than or equal to {max}"
+    ))
+}
+
+/// Tag keys and values may hold Unicode letters, digits, white space and `_ . / = + - % @`.
+fn validate_tags(tags: &BTreeMap<String, String>) -> Result<()> {
+    let ok = |s: &str| {
+        s.chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_./=+-%@".contains(c))
+    };
+    if tags.iter().all(|(k, v)| ok(k) && ok(v)) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(
+            "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @."
+                .into(),
+        ))
+    }
+}
+
+fn encode_filter(f: &ShardFilter) -> Vec<u8> {
+    let kind = match f.kind {
+        ShardFilterType::AfterShardId => 1u8,
+        ShardFilterType::AtTrimHorizon => 2,
+        ShardFilterType::FromTrimHorizon => 3,
+        ShardFilterType::AtLatest => 4,
+        ShardFilterType::AtTimestamp => 5,
+        ShardFilterType::FromTimestamp => 6,
+    };
+    let mut out = vec![kind];
+    out.extend_from_slice(&f.timestamp.unwrap_or(i64::MIN).to_le_bytes());
+    out
+}
+
+fn decode_filter(b: &[u8]) -> Option<ShardFilter> {
+    let (&kind, rest) = b.split_first()?;
+    let kind = match kind {
+        1 => ShardFilterType::AfterShardId,
+        2 => ShardFilterType::AtTrimHorizon,
+        3 => ShardFilterType::FromTrimHorizon,
+        4 => ShardFilterType::AtLatest,
+        5 => ShardFilterType::AtTimestamp,
+        6 => ShardFilterType::FromTimestamp,
+        _ => return None,
+    };
+    let ts = i64::from_le_bytes(rest.get(..8)?.try_into().ok()?);
+    Some(ShardFilter {
+        kind,
+        shard_id: None,
+        timestamp: (ts != i64::MIN).then_some(ts),
+    })
+}

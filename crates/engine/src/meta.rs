@@ -1,0 +1,194 @@
+//! Durable metadata in redb: streams (with their shards, tags and settings), the queue-id
+//! allocator and the token key. One write transaction per control-plane change, committed
+//! (fsynced by redb) before the change is acknowledged or becomes visible.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("streams");
+const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+const NEXT_QUEUE: &str = "next_queue_id";
+const TOKEN_KEY: &str = "token_key";
+
+/// The persisted form of a stream. Versioned so the format can evolve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamMeta {
+    pub version: u32,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub created_ms: i64,
+    /// CREATING | ACTIVE | UPDATING | DELETING
+    pub status: String,
+    /// When a CREATING/UPDATING/DELETING status ends.
+    pub status_until_ms: i64,
+    /// PROVISIONED | ON_DEMAND
+    pub mode: String,
+    pub retention_hours: i64,
+    pub shards: Vec<ShardMeta>,
+    pub next_shard_index: u32,
+    pub tags: BTreeMap<String, String>,
+    pub shard_level_metrics: Vec<String>,
+    pub encryption_key_id: Option<String>,
+    pub max_record_size_kib: i64,
+    /// The resource policy document attached to the stream, as the client sent it.
+    #[serde(default)]
+    pub resource_policy: Option<String>,
+    /// When StartStreamEncryption/StopStreamEncryption succeeded (rolling 24 h limits).
+    #[serde(default)]
+    pub encryption_changes: Vec<(i64, bool)>,
+    /// When UpdateStreamMode succeeded (rolling 24 h limit).
+    #[serde(default)]
+    pub mode_switches: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardMeta {
+    pub index: u32,
+    /// The log queue holding this shard's records.
+    pub queue: u64,
+    pub parent: Option<u32>,
+    pub adjacent_parent: Option<u32>,
+    /// Decimal u128 (serde_json has no portable u128).
+    pub start_hash: String,
+    pub end_hash: String,
+    pub created_ms: i64,
+    /// Set when the shard is closed by a reshard: (close time ms, last position + 1).
+    pub closed: Option<ClosedShard>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClosedShard {
+    pub closed_ms: i64,
+    pub end_position: u64,
+}
+
+impl StreamMeta {
+    pub fn key(&self) -> String {
+        stream_key(&self.account, &self.region, &self.name)
+    }
+}
+
+pub fn stream_key(account: &str, region: &str, name: &str) -> String {
+    format!("{account}/{region}/{name}")
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::InternalFailure(format!("metadata store: {e}"))
+}
+
+pub struct MetaStore {
+    db: Database,
+}
+
+impl MetaStore {
+    pub fn open(path: &Path) -> Result<MetaStore> {
+        let db = Database::create(path).map_err(internal)?;
+        let tx = db.begin_write().map_err(internal)?;
+        {
+            tx.open_table(STREAMS).map_err(internal)?;
+            tx.open_table(SETTINGS).map_err(internal)?;
+        }
+        tx.commit().map_err(internal)?;
+        Ok(MetaStore { db })
+    }
+
+    pub fn load_streams(&self) -> Result<Vec<StreamMeta>> {
+        let tx = self.db.begin_read().map_err(internal)?;
+        let table = tx.open_table(STREAMS).map_err(internal)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(internal)? {
+            let (k, v) = item.map_err(internal)?;
+            let meta: StreamMeta = serde_json::from_slice(v.value())
+                .map_err(|e| internal(format!("stream {}: {e}", k.value())))?;
+            out.push(meta);
+        }
+        Ok(out)
+    }
+
+    pub fn put_stream(&self, meta: &StreamMeta) -> Result<()> {
+        let bytes = serde_json::to_vec(meta).map_err(internal)?;
+        let tx = self.db.begin_write().map_err(internal)?;
+        {
+            let mut t = tx.open_table(STREAMS).map_err(internal)?;
+            t.insert(meta.key().as_str(), bytes.as_slice())
+                .map_err(internal)?;
+        }
+        tx.commit().map_err(internal)
+    }
+
+    pub fn delete_stream(&self, key: &str) -> Result<()> {
+        let tx = self.db.begin_write().map_err(internal)?;
+        {
+            let mut t = tx.open_table(STREAMS).map_err(internal)?;
+            t.remove(key).map_err(internal)?;
+        }
+        tx.commit().map_err(internal)
+    }
+
+    /// Reserves `n` fresh queue ids (durably, so they are never handed out twice).
+    pub fn allocate_queues(&self, n: u64) -> Result<u64> {
+        let tx = self.db.begin_write().map_err(internal)?;
+        let first;
+        {
+            let mut t = tx.open_table(SETTINGS).map_err(internal)?;
+            first = match t.get(NEXT_QUEUE).map_err(internal)? {
+                Some(v) => {
+                    let b: [u8; 8] = v
+                        .value()
+                        .try_into()
+                        .map_err(|_| internal("bad next_queue_id"))?;
+                    u64::from_le_bytes(b)
+                }
+                None => 1,
+            };
+            let next = first + n;
+            t.insert(NEXT_QUEUE, next.to_le_bytes().as_slice())
+                .map_err(internal)?;
+        }
+        tx.commit().map_err(internal)?;
+        Ok(first)
+    }
+
+    pub fn get_setting(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read().map_err(internal)?;
+        let t = tx.open_table(SETTINGS).map_err(internal)?;
+        let v = t.get(key).map_err(internal)?.map(|v| v.value().to_vec());
+        Ok(v)
+    }
+
+    pub fn put_setting(&self, key: &str, value: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write().map_err(internal)?;
+        {
+            let mut t = tx.open_table(SETTINGS).map_err(internal)?;
+            t.insert(key, value).map_err(internal)?;
+        }
+        tx.commit().map_err(internal)
+    }
+
+    /// The key that authenticates shard iterators and page tokens; created once.
+    pub fn token_key(&self) -> Result<[u8; 32]> {
+        {
+            let tx = self.db.begin_read().map_err(internal)?;
+            let t = tx.open_table(SETTINGS).map_err(internal)?;
+            if let Some(v) = t.get(TOKEN_KEY).map_err(internal)? {
+                if let Ok(k) = <[u8; 32]>::try_from(v.value()) {
+                    return Ok(k);
+                }
+            }
+        }
+        let key: [u8; 32] = rand::random();
+        let tx = self.db.begin_write().map_err(internal)?;
+        {
+            let mut t = tx.open_table(SETTINGS).map_err(internal)?;
+            t.insert(TOKEN_KEY, key.as_slice()).map_err(internal)?;
+        }
+        tx.commit().map_err(internal)?;
+        Ok(key)
+    }
+}

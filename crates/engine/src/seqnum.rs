@@ -1,0 +1,209 @@
+//! Sequence numbers in Kinesis's 186-bit layout (kinesis-api.md §3.4).
+//!
+//! As 47 hex digits, most significant first:
+//!
+//! ```text
+//! digit  0      : 2                              (constant)
+//! digits 1..=9  : shard creation time, epoch s   (36 bits)
+//! digit  10     : shard index & 0xF
+//! digits 11..=26: counter                        (64 bits; our log position)
+//! digits 27..=28: 00
+//! digits 29..=37: arrival time, epoch s          (36 bits)
+//! digits 38..=45: shard index                    (32 bits)
+//! digit  46     : 2                              (format version)
+//! ```
+//!
+//! For a fixed shard, numeric order is counter order, so numbers grow strictly with the log
+//! position; children sort after parents because their creation time is later.
+
+use std::fmt;
+
+/// The decoded fields of a sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqNum {
+    pub shard_created_secs: u64,
+    pub counter: u64,
+    pub arrival_secs: u64,
+    pub shard_index: u32,
+}
+
+/// The counter a closed shard's `EndingSequenceNumber` carries (as kinesalite and kinesis-mock).
+pub const MAX_COUNTER: u64 = 0x7FFF_FFFF_FFFF_FFFF;
+
+const MASK36: u64 = (1 << 36) - 1;
+
+/// Why a decimal string is not one of our sequence numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqNumError {
+    /// Not a decimal number of this layout at all.
+    Malformed,
+}
+
+impl SeqNum {
+    /// The 188-bit value as three words, most significant first (top word holds 60 bits).
+    fn to_words(self) -> [u64; 3] {
+        // Assemble the 47 nibbles into a u128 pair: high part = digits 0..=26 (27 nibbles,
+        // 108 bits), low part = digits 27..=46 (20 nibbles, 80 bits).
+        let hi: u128 = (2u128 << 104)
+            | (((self.shard_created_secs & MASK36) as u128) << 68)
+            | (((self.shard_index & 0xF) as u128) << 64)
+            | self.counter as u128;
+        let lo: u128 = (((self.arrival_secs & MASK36) as u128) << 36)
+            | ((self.shard_index as u128) << 4)
+            | 2u128;
+        // value = hi << 80 | lo
+        let w2 = (lo & ((1u128 << 64) - 1)) as u64; // low 64 bits
+        let mid = (hi << 16) | (lo >> 64); // bits 64..=187 as u128 (124 bits)
+        let w1 = (mid & ((1u128 << 64) - 1)) as u64;
+        let w0 = (mid >> 64) as u64;
+        [w0, w1, w2]
+    }
+
+    fn from_words(w: [u64; 3]) -> Result<SeqNum, SeqNumError> {
+        let mid = ((w[0] as u128) << 64) | w[1] as u128; // bits 64.. of value
+        let lo_top16 = (mid & 0xFFFF) as u64; // bits 64..80 of value belong to `lo`
+        let hi = mid >> 16;
+        let lo = ((lo_top16 as u128) << 64) | w[2] as u128;
+        if hi >> 104 != 2 {
+            return Err(SeqNumError::Malformed);
+        }
+        if lo & 0xF != 2 {
+            return Err(SeqNumError::Malformed);
+        }
+        let shard_created_secs = ((hi >> 68) as u64) & MASK36;
+        let low_nibble = ((hi >> 64) & 0xF) as u32;
+        let counter = hi as u64;
+        let arrival_secs = ((lo >> 36) as u64) & MASK36;
+        let shard_index = ((lo >> 4) & 0xFFFF_FFFF) as u32;
+        if lo >> 72 != 0 {
+            return Err(SeqNumError::Malformed);
+        }
+        if low_nibble != shard_index & 0xF {
+            return Err(SeqNumError::Malformed);
+        }
+        Ok(SeqNum {
+            shard_created_secs,
+            counter,
+            arrival_secs,
+            shard_index,
+        })
+    }
+
+    /// Parses a decimal sequence number of our layout.
+    pub fn parse(s: &str) -> Result<SeqNum, SeqNumError> {
+        if s.is_empty() || s.len() > 60 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SeqNumError::Malformed);
+        }
+        // Decimal to 192-bit: words * 10 + digit, with overflow check.
+        let mut w = [0u64; 3];
+        for b in s.bytes() {
+            let mut carry = (b - b'0') as u128;
+            for word in w.iter_mut().rev() {
+                let v = (*word as u128) * 10 + carry;
+                *word = v as u64;
+                carry = v >> 64;
+            }
+            if carry != 0 {
+                return Err(SeqNumError::Malformed);
+            }
+        }
+        Self::from_words(w)
+    }
+}
+
+impl fmt::Display for SeqNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // 192-bit to decimal by repeated division by 10^19.
+        let mut w = self.to_words();
+        let mut chunks: Vec<u64> = Vec::with_capacity(4);
+        const BASE: u128 = 10_000_000_000_000_000_000;
+        while w.iter().any(|&x| x != 0) {
+            let mut rem: u128 = 0;
+            for word in w.iter_mut() {
+                let cur = (rem << 64) | *word as u128;
+                *word = (cur / BASE) as u64;
+                rem = cur % BASE;
+            }
+            chunks.push(rem as u64);
+        }
+        let mut out = String::with_capacity(57);
+        for (i, c) in chunks.iter().rev().enumerate() {
+            if i == 0 {
+                out.push_str(&c.to_string());
+            } else {
+                out.push_str(&format!("{c:019}"));
+            }
+        }
+        if out.is_empty() {
+            out.push('0');
+        }
+        f.write_str(&out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn decodes_the_documented_example() {
+        // kinesis-api.md §3.4: shard 6 created 2018-11-21T04:57:38Z, counter 1734642199,
+        // arrived 2018-12-17T22:10:50Z.
+        let s = "49590338271490256608559692538361571095921575989136588898";
+        let n = SeqNum::parse(s).expect("parses");
+        assert_eq!(n.shard_created_secs, 0x05bf4e5c2);
+        assert_eq!(n.counter, 1734642199);
+        assert_eq!(n.arrival_secs, 0x05c181eea);
+        assert_eq!(n.shard_index, 6);
+        assert_eq!(n.to_string(), s);
+    }
+
+    #[test]
+    fn encodes_appendix_b_examples() {
+        let rec = SeqNum {
+            shard_created_secs: 1704067200,
+            counter: 0,
+            arrival_secs: 1704067260,
+            shard_index: 0,
+        };
+        assert_eq!(
+            rec.to_string(),
+            "49647888802562419836923936470999665672519603631991816194"
+        );
+        let start = SeqNum {
+            arrival_secs: 1704067200,
+            ..rec
+        };
+        assert_eq!(
+            start.to_string(),
+            "49647888802562419836923936470999665672519599508823212034"
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for s in ["", "abc", "0", "1", "-5", &"9".repeat(61), &"9".repeat(57)] {
+            assert!(SeqNum::parse(s).is_err(), "{s}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_and_orders_by_counter(
+            created in 0u64..(1 << 36), idx in any::<u32>(),
+            c1 in 0u64..=MAX_COUNTER, c2 in 0u64..=MAX_COUNTER,
+            a1 in 0u64..(1 << 36), a2 in 0u64..(1 << 36),
+        ) {
+            let n1 = SeqNum { shard_created_secs: created, counter: c1, arrival_secs: a1, shard_index: idx };
+            let n2 = SeqNum { counter: c2, arrival_secs: a2, ..n1 };
+            let s1 = n1.to_string();
+            let s2 = n2.to_string();
+            prop_assert_eq!(SeqNum::parse(&s1).unwrap(), n1);
+            prop_assert_eq!(SeqNum::parse(&s2).unwrap(), n2);
+            // Numeric order (length, then lexicographic) follows the counter.
+            let ord = s1.len().cmp(&s2.len()).then(s1.cmp(&s2));
+            if c1 != c2 { prop_assert_eq!(ord, c1.cmp(&c2)); }
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! kinesin-log: one shared write-ahead log multiplexing every shard ("queue") of the node.
+//!
+//! API contract (the engine codes against exactly this; keep it stable):
+//!
+//! - A *queue* is one shard's record sequence, named by a [`QueueId`] the engine assigns and
+//!   never reuses. Records in a queue have dense [`Position`]s 0, 1, 2, ... that never repeat,
+//!   across restarts and retention trimming too.
+//! - [`Log::append`] takes records for any number of queues, assigns positions and an arrival
+//!   time (monotonic, epoch ms, from the log's [`Clock`]), writes them, syncs per the
+//!   [`Durability`] mode and only then resolves. Records become readable when durable
+//!   (in `Fsync` mode) or written (other modes) — never before they are written and synced as
+//!   the mode requires.
+//! - Group commit: one writer thread drains every pending append into one write and one
+//!   fdatasync, across all queues.
+//! - Retention: each queue has a retention (ms); records older than `now - retention` are
+//!   never returned, and whole segment files are deleted once nothing live remains in them.
+//!
+//! # On-disk invariants
+//!
+//! The byte layouts are in the [`format`] module. What always holds:
+//!
+//! 1. The log is a sequence of frames in segment files `wal/<20-digit id>.seg`, in id order.
+//!    Frame LSNs increase by exactly one from frame to frame, across segments; every frame's
+//!    CRC covers the previous frame's CRC (the chain), its header and its payload.
+//! 2. Every segment starts with a header and a checkpoint frame (every live queue's next
+//!    position and the highest arrival time so far), synced before any record is written to
+//!    the segment; so once older segments are deleted, positions still never go back.
+//! 3. Every segment except the newest ends with a seal frame, synced before the next segment
+//!    is created. A segment is never written after its seal.
+//! 4. The end of the log is the first frame of the newest segment that is invalid or does not
+//!    continue the chain. Bytes after it (a torn write, stale frames of a recycled file,
+//!    preallocated zeros) are never accepted, now or after any later restart: the next frame
+//!    written there chains to the last valid one, which no stale frame does.
+//! 5. A record is readable only after its frame is written and, in `Fsync` mode, synced; an
+//!    append resolves only after that. Positions per queue are dense; arrival times are
+//!    non-decreasing across the whole log.
+//! 6. Sidecar indexes (`<id>.idx`) are derived data, written when a segment seals, not
+//!    synced, rebuilt by scanning when missing or corrupt.
+//! 7. Segment files are deleted only when sealed and holding no unexpired record of a live
+//!    queue; up to a few are kept (renamed `<id>.free`) and renamed into new segments.
+//!
+//! # Memory
+//!
+//! Bounded by configuration, not by the data retained:
+//!
+//! - per live queue: one `QueueState` (at most 64 bytes plus its hash-map slot and a
+//!   `tokio::sync::watch` channel, ~200 bytes in all);
+//! - per (queue, segment holding some of its records): one 64-byte summary (position range,
+//!   arrival range, and where its block list sits: in the sidecar once sealed);
+//! - the active segment's block lists: 40 bytes per data frame written to it (a frame holds at
+//!   least one record, so at most `segment_bytes / 78` entries; ~1 per queue per group commit
+//!   in practice);
+//! - sealed segments' block lists: a cache of at most `index_cache_blocks` 40-byte entries;
+//! - open read handles: at most `max_open_segments`;
+//! - pending appends: at most `max_pending_appends`; one batch buffer of about
+//!   `max_batch_bytes` (an append bigger than that is taken alone; appends are capped at
+//!   `max(max_batch_bytes, 65 MiB)`).
+//!
+//! Example: 10,000 queues, 24 h retention, 64 MiB segments written at 10 MB/s (~1,350
+//! segments), every queue in every segment: 10,000 x 1,350 x 64 B = ~860 MB of summaries.
+//! Summaries are per (queue, segment) pair, so the cost is set by how many segments each queue
+//! spans; a queue that is only in some segments costs only for those.
+
+pub mod format;
+mod index;
+mod reader;
+mod recovery;
+mod segment;
+pub mod storage;
+mod writer;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use tokio::sync::{oneshot, watch, Semaphore};
+
+use crate::format::{record_len, Block, MAX_DATA_BYTES, MAX_PARTITION_KEY_BYTES};
+use crate::index::{Lru, QueueState, State};
+use crate::segment::{retire_segment, FreeFiles};
+use crate::storage::StorageFile;
+use crate::writer::{Pending, Request, Writer};
+
+pub use crate::storage::{CrashMode, FsStorage, MemStorage, Storage};
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// A shard's record sequence; assigned by the engine, never reused.
+pub type QueueId = u64;
+/// A record's dense position within its queue.
+pub type Position = u64;
+
+/// When an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// After fdatasync of the write (group commit). The default.
+    Fsync,
+    /// After the write reaches the page cache; a background sync runs every interval.
+    Interval(Duration),
+    /// After the write reaches the page cache; synced only when segments seal and at shutdown.
+    None,
+}
+
+/// Wall-clock source, behind a trait so tests can move time.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> i64;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Clone)]
+pub struct LogConfig {
+    pub dir: PathBuf,
+    /// Size of one segment file (preallocated). Default 64 MiB.
+    pub segment_bytes: u64,
+    pub durability: Durability,
+    /// Most bytes one group commit writes before syncing. Default 16 MiB.
+    pub max_batch_bytes: usize,
+    /// Most appends waiting for the writer; `append` waits for room beyond it. Default 4096.
+    pub max_pending_appends: usize,
+    /// Most segment files kept open for reads. Default 64.
+    pub max_open_segments: usize,
+    /// Most sealed-segment block-list entries (40 bytes each) cached in memory. Default 262,144
+    /// (10 MiB).
+    pub index_cache_blocks: usize,
+    pub clock: Arc<dyn Clock>,
+    /// Where files live; the real filesystem by default, [`MemStorage`] in tests.
+    pub storage: Arc<dyn Storage>,
+}
+
+impl LogConfig {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LogConfig {
+            dir: dir.into(),
+            segment_bytes: 64 << 20,
+            durability: Durability::Fsync,
+            max_batch_bytes: 16 << 20,
+            max_pending_appends: 4096,
+            max_open_segments: 64,
+            index_cache_blocks: 256 << 10,
+            clock: Arc::new(SystemClock),
+            storage: Arc::new(FsStorage),
+        }
+    }
+}
+
+/// One record to append.
+#[derive(Debug, Clone)]
+pub struct AppendEntry {
+    pub queue: QueueId,
+    /// UTF-8 partition key bytes.
+    pub partition_key: Bytes,
+    pub data: Bytes,
+}
+
+/// Where an appended record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub position: Position,
+    pub arrival_ms: i64,
+}
+
+/// A record read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub position: Position,
+    pub arrival_ms: i64,
+    pub partition_key: Bytes,
+    pub data: Bytes,
+}
+
+/// What `read` returned.
+#[derive(Debug, Clone, Default)]
+pub struct ReadBatch {
+    pub records: Vec<LogRecord>,
+    /// The position to continue from (after the last returned record, or where the read
+    /// started, moved past trimmed records, when none were returned).
+    pub next: Position,
+}
+
+/// A queue's visible range right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueBounds {
+    /// First position that is still retained (== `next` when the queue is empty).
+    pub trim_horizon: Position,
+    /// Position the next appended record will get.
+    pub next: Position,
+    /// Arrival time of the newest record, if any record is retained.
+    pub last_arrival_ms: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("unknown queue {0}")]
+    UnknownQueue(QueueId),
+    #[error("queue {0} already exists")]
+    QueueExists(QueueId),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt log: {0}")]
+    Corrupt(String),
+    #[error("the log is shut down")]
+    Closed,
+    #[error("record too large: {0} bytes")]
+    TooLarge(usize),
+    /// A write or sync failed; the log accepts no more appends until it is reopened (which
+    /// recovers whatever reached the disk).
+    #[error("the log stopped after an I/O failure: {0}")]
+    Failed(String),
+}
+
+pub type Result<T, E = LogError> = std::result::Result<T, E>;
+
+/// Sealed segments' block lists by (segment, queue).
+type BlockListCache = Lru<(u64, QueueId), Arc<[Block]>>;
+
+/// State shared by the `Log` handles, the writer thread and the syncer.
+pub(crate) struct Shared {
+    pub config: LogConfig,
+    pub wal_dir: PathBuf,
+    pub state: RwLock<State>,
+    pub pending: Mutex<Pending>,
+    pub pending_ready: Condvar,
+    /// Permits for pending appends: `append` waits here when `max_pending_appends` are queued.
+    pub room: Semaphore,
+    pub read_files: Mutex<Lru<u64, Arc<dyn StorageFile>>>,
+    pub block_lists: Mutex<BlockListCache>,
+    pub free_files: FreeFiles,
+    pub failure: Mutex<Option<String>>,
+    /// The segment the writer appends to, for the interval syncer.
+    pub active_file: Mutex<Option<Arc<dyn StorageFile>>>,
+    pub syncer_stop: Mutex<bool>,
+    pub syncer_wake: Condvar,
+    /// Bumped whenever retention deletes segments, so reads racing it retry.
+    pub deletions: AtomicU64,
+    pub closed: AtomicBool,
+    /// One retention pass at a time.
+    pub retention_pass: Mutex<()>,
+}
+
+impl Shared {
+    /// Stops accepting appends after an I/O failure; fails everything still queued.
+    pub(crate) fn fail(&self, msg: &str) {
+        self.failure.lock().get_or_insert_with(|| msg.to_owned());
+        let drained = {
+            let mut pending = self.pending.lock();
+            pending.closing = true;
+            std::mem::take(&mut pending.requests)
+        };
+        self.pending_ready.notify_all();
+        self.room.close();
+        for request in drained {
+            let _ = request.reply.send(Err(LogError::Failed(msg.to_owned())));
+        }
+    }
+
+    fn closed_error(&self) -> LogError {
+        match self.failure.lock().clone() {
+            Some(msg) => LogError::Failed(msg),
+            None => LogError::Closed,
+        }
+    }
+}
+
+/// The write-ahead log. Cheap to clone; every clone is the same log.
+#[derive(Clone)]
+pub struct Log {
+    inner: Arc<LogInner>,
+}
+
+struct LogInner {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<Result<(), String>>>>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for LogInner {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!("closing the log on drop: {e}");
+        }
+    }
+}
+
+impl LogInner {
+    fn shutdown(&self) -> Result<()> {
+        let shared = &self.shared;
+        shared.pending.lock().closing = true;
+        shared.pending_ready.notify_all();
+        // Appends still waiting for room fail; those already queued are written first.
+        shared.room.close();
+        let writer = self.writer.lock().take();
+        let result = match writer.map(JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(msg))) => Err(LogError::Failed(msg)),
+            Some(Err(_)) => Err(LogError::Failed("the writer thread panicked".into())),
+        };
+        *shared.syncer_stop.lock() = true;
+        shared.syncer_wake.notify_all();
+        if let Some(syncer) = self.syncer.lock().take() {
+            let _ = syncer.join();
+        }
+        shared.closed.store(true, Ordering::SeqCst);
+        result
+    }
+}
+
+impl Log {
+    /// Opens (creating the directory if needed) and recovers. `queues` lists the live queues with
+    /// their retention in ms; records of any other queue id found on disk are garbage (dropped queues).
+    pub fn open(config: LogConfig, queues: &[(QueueId, i64)]) -> Result<Log> {
+        let wal_dir = config.dir.join("wal");
+        let free_files = FreeFiles { paths: Mutex::new(Vec::new()) };
+        let recovered = recovery::recover(&config, &wal_dir, queues, &free_files)?;
+        let shared = Arc::new(Shared {
+            wal_dir,
+            state: RwLock::new(recovered.state),
+            pending: Mutex::new(Pending::default()),
+            pending_ready: Condvar::new(),
+            room: Semaphore::new(config.max_pending_appends.clamp(1, Semaphore::MAX_PERMITS)),
+            read_files: Mutex::new(Lru::new(config.max_open_segments)),
+            block_lists: Mutex::new(Lru::new(config.index_cache_blocks)),
+            free_files,
+            failure: Mutex::new(None),
+            active_file: Mutex::new(Some(recovered.active.file.clone())),
+            syncer_stop: Mutex::new(false),
+            syncer_wake: Condvar::new(),
+            deletions: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            retention_pass: Mutex::new(()),
+            config,
+        });
+        let writer = Writer::new(shared.clone(), recovered.active, recovered.max_arrival);
+        let writer = std::thread::Builder::new().name("kinesin-log-writer".into()).spawn(move || writer.run())?;
+        let syncer = match shared.config.durability {
+            Durability::Interval(every) => {
+                let shared = shared.clone();
+                let every = every.max(Duration::from_millis(1));
+                Some(std::thread::Builder::new().name("kinesin-log-syncer".into()).spawn(move || {
+                    writer::run_syncer(shared, every)
+                })?)
+            }
+            _ => None,
+        };
+        Ok(Log { inner: Arc::new(LogInner { shared, writer: Mutex::new(Some(writer)), syncer: Mutex::new(syncer) }) })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Registers a new empty queue (its first position is 0). Not durable by itself: the engine
+    /// records queues in its own metadata and passes them to `open` next time.
+    pub fn create_queue(&self, queue: QueueId, retention_ms: i64) -> Result<()> {
+        let mut state = self.shared().state.write();
+        if state.queues.contains_key(&queue) {
+            return Err(LogError::QueueExists(queue));
+        }
+        state.queues.insert(queue, QueueState::new(retention_ms, 0));
+        Ok(())
+    }
+
+    /// Forgets a queue; its records become garbage, reclaimed when their segments are deleted.
+    pub fn drop_queue(&self, queue: QueueId) -> Result<()> {
+        self.shared().state.write().queues.remove(&queue).map(|_| ()).ok_or(LogError::UnknownQueue(queue))?;
+        self.shared().block_lists.lock().retain(|&(_, q)| q != queue);
+        Ok(())
+    }
+
+    pub fn set_retention(&self, queue: QueueId, retention_ms: i64) -> Result<()> {
+        let mut state = self.shared().state.write();
+        let q = state.queues.get_mut(&queue).ok_or(LogError::UnknownQueue(queue))?;
+        q.retention_ms = retention_ms;
+        Ok(())
+    }
+
+    /// Appends records (any queues, any order). Positions are assigned in the order given per queue.
+    /// Resolves once durable per the Durability mode. Results are in input order.
+    ///
+    /// Fails with [`LogError::TooLarge`] if a partition key exceeds 65,535 bytes, a record's data
+    /// 64 MiB, or the whole append both `max_batch_bytes` and 65 MiB.
+    pub async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<Appended>> {
+        let shared = self.shared();
+        let mut bytes = 0usize;
+        for entry in &entries {
+            if entry.partition_key.len() > MAX_PARTITION_KEY_BYTES {
+                return Err(LogError::TooLarge(entry.partition_key.len()));
+            }
+            if entry.data.len() > MAX_DATA_BYTES {
+                return Err(LogError::TooLarge(entry.data.len()));
+            }
+            bytes += record_len(entry.partition_key.len(), entry.data.len());
+        }
+        let max_append = shared.config.max_batch_bytes.max(record_len(MAX_PARTITION_KEY_BYTES, MAX_DATA_BYTES));
+        if bytes > max_append {
+            return Err(LogError::TooLarge(bytes));
+        }
+        if shared.closed.load(Ordering::SeqCst) || shared.failure.lock().is_some() {
+            return Err(shared.closed_error());
+        }
+        {
+            let state = shared.state.read();
+            if let Some(unknown) = entries.iter().find(|e| !state.queues.contains_key(&e.queue)) {
+                return Err(LogError::UnknownQueue(unknown.queue));
+            }
+        }
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        shared.room.acquire().await.map_err(|_| shared.closed_error())?.forget();
+        let (reply, response) = oneshot::channel();
+        {
+            let mut pending = shared.pending.lock();
+            if pending.closing {
+                drop(pending);
+                shared.room.add_permits(1);
+                return Err(shared.closed_error());
+            }
+            pending.requests.push_back(Request { entries, bytes, reply });
+        }
+        shared.pending_ready.notify_one();
+        response.await.map_err(|_| shared.closed_error())?
+    }
+
+    /// Reads up to max_records / max_bytes (sum of data + partition key lengths; always at least one
+    /// record if any is available, even if bigger than max_bytes) starting at `from`. Positions below the
+    /// trim horizon (retention-expired) are skipped. Only durable/acknowledged records are returned.
+    pub fn read(&self, queue: QueueId, from: Position, max_records: usize, max_bytes: usize) -> Result<ReadBatch> {
+        let shared = self.shared();
+        shared.retrying(|| shared.read(queue, from, max_records, max_bytes))
+    }
+
+    pub fn bounds(&self, queue: QueueId) -> Result<QueueBounds> {
+        let shared = self.shared();
+        shared.retrying(|| {
+            let now = shared.config.clock.now_ms();
+            let trim_horizon = shared.seek_arrival(queue, |q| q.cutoff(now))?;
+            let state = shared.state.read();
+            let q = state.queues.get(&queue).ok_or(LogError::UnknownQueue(queue))?;
+            let next = q.next;
+            let trim_horizon = trim_horizon.min(next);
+            let last_arrival_ms = q.segments.back().filter(|_| trim_horizon < next).map(|s| s.last_arrival);
+            Ok(QueueBounds { trim_horizon, next, last_arrival_ms })
+        })
+    }
+
+    /// First retained position whose arrival_ms >= ts_ms, or bounds.next if none.
+    pub fn seek_timestamp(&self, queue: QueueId, ts_ms: i64) -> Result<Position> {
+        let shared = self.shared();
+        shared.retrying(|| {
+            let now = shared.config.clock.now_ms();
+            shared.seek_arrival(queue, |q| ts_ms.max(q.cutoff(now)))
+        })
+    }
+
+    /// Fires with the queue's new `next` position whenever records become readable (for push consumers).
+    pub fn watch(&self, queue: QueueId) -> Result<watch::Receiver<Position>> {
+        let state = self.shared().state.read();
+        let q = state.queues.get(&queue).ok_or(LogError::UnknownQueue(queue))?;
+        Ok(q.watch.subscribe())
+    }
+
+    /// Deletes every segment file in which no live (unexpired record of a live queue) data remains.
+    /// Returns the number of segments deleted. The engine calls it periodically (e.g. every minute).
+    pub fn enforce_retention(&self) -> Result<usize> {
+        let shared = self.shared();
+        if shared.closed.load(Ordering::SeqCst) {
+            return Err(LogError::Closed);
+        }
+        let _one_pass = shared.retention_pass.lock();
+        let now = shared.config.clock.now_ms();
+        let doomed: Vec<(u64, bool)> = {
+            let mut state = shared.state.write();
+            let mut live = HashSet::new();
+            for q in state.queues.values() {
+                let cutoff = q.cutoff(now);
+                // Arrivals only grow, so a queue's live segments are a suffix of its list.
+                for s in q.segments.iter().rev().take_while(|s| s.last_arrival >= cutoff) {
+                    live.insert(s.segment);
+                }
+            }
+            let doomed: HashMap<u64, bool> = state
+                .segments
+                .iter()
+                .filter(|(id, s)| s.sealed && !live.contains(*id))
+                .map(|(id, s)| (*id, s.file_len == shared.config.segment_bytes))
+                .collect();
+            if doomed.is_empty() {
+                return Ok(0);
+            }
+            state.segments.retain(|id, _| !doomed.contains_key(id));
+            for q in state.queues.values_mut() {
+                // Everything up to the last deleted segment is expired: drop it all, so the
+                // queue's segments stay contiguous.
+                if let Some(last) = q.segments.iter().rposition(|s| doomed.contains_key(&s.segment)) {
+                    q.segments.drain(..=last);
+                }
+            }
+            doomed
+        };
+        shared.deletions.fetch_add(1, Ordering::SeqCst);
+        shared.read_files.lock().retain(|segment| !doomed.contains_key(segment));
+        shared.block_lists.lock().retain(|(segment, _)| !doomed.contains_key(segment));
+        let storage = shared.config.storage.as_ref();
+        for (&id, &reusable) in &doomed {
+            retire_segment(storage, &shared.wal_dir, &shared.free_files, id, reusable);
+        }
+        storage.sync_dir(&shared.wal_dir)?;
+        Ok(doomed.len())
+    }
+
+    /// Flushes, syncs and stops the writer thread; later appends fail with LogError::Closed. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        self.inner.shutdown()
+    }
+}

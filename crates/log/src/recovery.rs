@@ -1,0 +1,335 @@
+//! Opening a log directory: find the end of the log, rebuild the indexes, pick the segment to
+//! append to.
+//!
+//! Segments are visited in id order. A sealed segment whose sidecar is intact and whose seal frame
+//! checks out is taken from its sidecar without rescanning (its frames are still verified on every
+//! read); any other segment is scanned frame by frame. The scan of the newest segment stops at the
+//! first frame that is not valid or not next in the chain: that is the end of the log. Every older
+//! segment must end with a seal, since a segment is sealed and synced before the next one is
+//! created: if one does not, acknowledged data may be missing and the log refuses to open
+//! ([`LogError::Corrupt`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::format::{self, Checkpoint, SealInfo, SegmentHeader, SidecarTable, KIND_CHECKPOINT, KIND_SEAL, SEGMENT_HEADER_LEN};
+use crate::index::{QueueSegment, QueueState, SegmentState, State};
+use crate::segment::{
+    self, file_path, load_sidecar_table, parse_file_name, read_frame_at, retire_segment, scan_segment, start_segment,
+    ActiveSegment, FileKind, FreeFiles, ScannedSegment,
+};
+use crate::storage::StorageFile;
+use crate::{LogConfig, LogError, QueueId, Result};
+
+pub(crate) struct Recovered {
+    pub state: State,
+    pub active: ActiveSegment,
+    pub max_arrival: i64,
+}
+
+enum Contents {
+    /// Sealed, taken from its sidecar.
+    Sidecar(SidecarTable),
+    Scanned(ScannedSegment),
+}
+
+struct Found {
+    id: u64,
+    file: Arc<dyn StorageFile>,
+    file_len: u64,
+    header: SegmentHeader,
+    contents: Contents,
+}
+
+impl Found {
+    fn seal(&self) -> Option<SealInfo> {
+        match &self.contents {
+            Contents::Sidecar(table) => Some(table.seal),
+            Contents::Scanned(scan) => scan.seal,
+        }
+    }
+}
+
+fn corrupt(msg: String) -> LogError {
+    LogError::Corrupt(msg)
+}
+
+pub(crate) fn recover(config: &LogConfig, wal: &Path, queues: &[(QueueId, i64)], free: &FreeFiles) -> Result<Recovered> {
+    let storage = config.storage.as_ref();
+    storage.create_dir_all(wal)?;
+    let mut segment_ids = BTreeSet::new();
+    let mut sidecar_ids = BTreeSet::new();
+    let mut free_paths: Vec<PathBuf> = Vec::new();
+    for name in storage.list(wal)? {
+        match parse_file_name(&name) {
+            Some((id, FileKind::Segment)) => {
+                segment_ids.insert(id);
+            }
+            Some((id, FileKind::Sidecar)) => {
+                sidecar_ids.insert(id);
+            }
+            Some((_, FileKind::Free)) => free_paths.push(wal.join(&name)),
+            None => {}
+        }
+    }
+    // Sidecars of deleted segments.
+    for id in sidecar_ids.difference(&segment_ids) {
+        let _ = storage.remove(&file_path(wal, *id, FileKind::Sidecar));
+    }
+    free_paths.sort();
+    while free_paths.len() > segment::MAX_FREE_FILES {
+        if let Some(path) = free_paths.pop() {
+            let _ = storage.remove(&path);
+        }
+    }
+    *free.paths.lock() = free_paths;
+    let max_id_seen = segment_ids.last().copied().unwrap_or(0);
+
+    let mut found: Vec<Found> = Vec::new();
+    let mut headerless: Vec<(u64, u64)> = Vec::new();
+    for &id in &segment_ids {
+        let file = storage.open(&file_path(wal, id, FileKind::Segment))?;
+        let file_len = file.size()?;
+        let header = if file_len >= SEGMENT_HEADER_LEN as u64 {
+            let mut bytes = [0u8; SEGMENT_HEADER_LEN];
+            file.read_exact_at(&mut bytes, 0)?;
+            SegmentHeader::decode(&bytes).ok().filter(|h| h.segment_id == id)
+        } else {
+            None
+        };
+        let Some(header) = header else {
+            // A segment file created (or recycled) whose header never reached the disk.
+            headerless.push((id, file_len));
+            continue;
+        };
+        if let Some(&(bad, _)) = headerless.first() {
+            return Err(corrupt(format!("segment {bad} has no valid header but later segment {id} does")));
+        }
+        if let Some(prev) = found.last() {
+            check_follows(prev, id, &header)?;
+        }
+        let contents = match sealed_from_sidecar(storage, wal, id, file.as_ref(), file_len, &header) {
+            Some(table) => Contents::Sidecar(table),
+            None => {
+                let scan = scan_segment(file.as_ref(), &header, file_len)?;
+                match scan.seal {
+                    Some(seal) => match rebuild_sidecar(storage, wal, id, seal, &scan) {
+                        Some(table) => Contents::Sidecar(table),
+                        None => Contents::Scanned(scan),
+                    },
+                    None => Contents::Scanned(scan),
+                }
+            }
+        };
+        found.push(Found { id, file, file_len, header, contents });
+    }
+    for (id, file_len) in &headerless {
+        retire_segment(storage, wal, free, *id, *file_len == config.segment_bytes);
+    }
+    // The newest segment: if its checkpoint frame never made it, nothing after it did either (the
+    // chain stops there), so the file holds nothing; start over in a fresh segment.
+    if let Some(last) = found.last() {
+        if let Contents::Scanned(scan) = &last.contents {
+            if scan.checkpoint.is_none() && scan.seal.is_none() && scan.lists.is_empty() {
+                let last = found.pop().ok_or_else(|| corrupt("vanished segment".into()))?;
+                retire_segment(storage, wal, free, last.id, last.file_len == config.segment_bytes);
+                // The fresh segment continues the chain where the dropped one would have begun.
+                let seed = (last.header.first_lsn, last.header.chain_seed);
+                return finish(config, wal, queues, free, found, max_id_seen, Some(seed));
+            }
+        }
+    }
+    finish(config, wal, queues, free, found, max_id_seen, None)
+}
+
+/// Checks that segment `id` may follow `prev`: `prev` is sealed and the chain continues.
+fn check_follows(prev: &Found, id: u64, header: &SegmentHeader) -> Result<()> {
+    let Some(seal) = prev.seal() else {
+        let detail = match &prev.contents {
+            Contents::Scanned(scan) => format!("at offset {}: {}", scan.end_offset, scan.stop_reason),
+            Contents::Sidecar(_) => String::new(),
+        };
+        return Err(corrupt(format!(
+            "segment {} ends without a seal {detail}, but later segment {id} exists: acknowledged data may be lost",
+            prev.id
+        )));
+    };
+    let chained = if id == prev.id + 1 {
+        header.first_lsn == seal.lsn + 1 && header.chain_seed == seal.crc
+    } else {
+        // Segments in between were deleted by retention.
+        header.first_lsn > seal.lsn
+    };
+    if !chained {
+        return Err(corrupt(format!("segment {id} does not continue the log after segment {}", prev.id)));
+    }
+    Ok(())
+}
+
+/// The sidecar of a sealed segment, if it is intact and agrees with the seal frame on disk.
+fn sealed_from_sidecar(
+    storage: &dyn crate::Storage,
+    wal: &Path,
+    id: u64,
+    file: &dyn StorageFile,
+    file_len: u64,
+    header: &SegmentHeader,
+) -> Option<SidecarTable> {
+    let table = match load_sidecar_table(storage, wal, id) {
+        Ok(table) => table,
+        Err(segment::SidecarError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!("sidecar of segment {id} unusable ({e}); rebuilding it");
+            return None;
+        }
+    };
+    let frame = read_frame_at(file, table.seal.offset, file_len).ok()??;
+    let (frame_header, _) = format::verify_frame(&frame).ok()?;
+    let agrees = frame_header.kind == KIND_SEAL
+        && frame_header.segment_id == id
+        && frame_header.lsn == table.seal.lsn
+        && frame_header.crc == table.seal.crc
+        && frame_header.lsn > header.first_lsn;
+    agrees.then_some(table)
+}
+
+fn rebuild_sidecar(storage: &dyn crate::Storage, wal: &Path, id: u64, seal: SealInfo, scan: &ScannedSegment) -> Option<SidecarTable> {
+    let lists: Vec<(QueueId, &[format::Block])> = scan.lists.iter().map(|(q, list)| (*q, list.as_slice())).collect();
+    match segment::write_sidecar(storage, wal, id, seal, &lists) {
+        Ok(table) => Some(table),
+        Err(e) => {
+            tracing::warn!("cannot write sidecar of segment {id}: {e}; keeping its index in memory");
+            None
+        }
+    }
+}
+
+/// Reads the checkpoint frame that opens a segment (right after its header).
+fn read_checkpoint(segment: &Found) -> Result<Option<Checkpoint>> {
+    if let Contents::Scanned(scan) = &segment.contents {
+        return Ok(scan.checkpoint.clone());
+    }
+    let Some(frame) = read_frame_at(segment.file.as_ref(), SEGMENT_HEADER_LEN as u64, segment.file_len)? else {
+        return Ok(None);
+    };
+    let Ok((h, payload)) = format::verify_frame(&frame) else { return Ok(None) };
+    if h.kind != KIND_CHECKPOINT || h.lsn != segment.header.first_lsn || h.prev_crc != segment.header.chain_seed {
+        return Ok(None);
+    }
+    Ok(format::decode_checkpoint(payload).ok())
+}
+
+fn finish(
+    config: &LogConfig,
+    wal: &Path,
+    queues: &[(QueueId, i64)],
+    free: &FreeFiles,
+    found: Vec<Found>,
+    max_id_seen: u64,
+    dropped_tail_seed: Option<(u64, u32)>,
+) -> Result<Recovered> {
+    let storage = config.storage.as_ref();
+    let live: HashMap<QueueId, i64> = queues.iter().copied().collect();
+    let mut state = State { queues: HashMap::with_capacity(live.len()), segments: Default::default() };
+    let mut max_arrival = i64::MIN;
+
+    // Newest checkpoint: it lists every queue live when it was written, with next positions at
+    // least those of any older checkpoint.
+    let mut checkpoint = None;
+    for segment in found.iter().rev() {
+        if let Some(c) = read_checkpoint(segment)? {
+            checkpoint = Some(c);
+            break;
+        }
+    }
+    let mut next_of: HashMap<QueueId, u64> = HashMap::new();
+    if let Some(c) = &checkpoint {
+        max_arrival = max_arrival.max(c.max_arrival_ms);
+        for &(queue, next) in &c.next_positions {
+            next_of.insert(queue, next);
+        }
+    }
+    for (&queue, &retention_ms) in &live {
+        state.queues.insert(queue, QueueState::new(retention_ms, 0));
+    }
+
+    for segment in &found {
+        let summaries: Vec<(QueueId, QueueSegment)> = match &segment.contents {
+            Contents::Sidecar(table) => table
+                .queues
+                .iter()
+                .map(|entry| (entry.queue, QueueSegment::from_sidecar(segment.id, entry)))
+                .collect(),
+            Contents::Scanned(scan) => scan
+                .lists
+                .iter()
+                .filter_map(|(queue, list)| Some((*queue, QueueSegment::from_blocks(segment.id, list.clone())?)))
+                .collect(),
+        };
+        for (queue, summary) in summaries {
+            max_arrival = max_arrival.max(summary.last_arrival);
+            let Some(q) = state.queues.get_mut(&queue) else { continue };
+            if let Some(last) = q.segments.back() {
+                if summary.first_pos < last.end_pos {
+                    return Err(corrupt(format!(
+                        "queue {queue}: segment {} repeats positions of segment {}",
+                        segment.id, last.segment
+                    )));
+                }
+                if summary.first_pos > last.end_pos {
+                    // Retention deleted the segments in between: keep only the contiguous suffix.
+                    q.segments.clear();
+                }
+            }
+            q.segments.push_back(summary);
+        }
+        let sealed = segment.seal().is_some();
+        state.segments.insert(segment.id, SegmentState { sealed, file_len: segment.file_len });
+    }
+    for (queue, q) in state.queues.iter_mut() {
+        let from_blocks = q.segments.back().map_or(0, |s| s.end_pos);
+        let next = from_blocks.max(next_of.get(queue).copied().unwrap_or(0));
+        q.next = next;
+        q.next_assigned = next;
+        q.watch.send_replace(next);
+    }
+
+    // Where appends go: the newest segment if it is still open, else a new one.
+    let tail = found.last();
+    let active = match tail {
+        Some(t) if t.seal().is_none() => {
+            let Contents::Scanned(scan) = &t.contents else {
+                return Err(corrupt(format!("segment {} is open but was not scanned", t.id)));
+            };
+            // What recovery accepted may only be in the page cache (the process died, not the
+            // machine); make it durable before serving it or appending after it.
+            t.file.sync_data()?;
+            ActiveSegment { id: t.id, file: t.file.clone(), len: t.file_len, write_offset: scan.end_offset, chain: scan.chain }
+        }
+        _ => {
+            let seed = match (tail.and_then(Found::seal), dropped_tail_seed) {
+                (_, Some(seed)) => seed,
+                (Some(seal), None) => (seal.lsn + 1, seal.crc),
+                (None, None) => (1, 0),
+            };
+            let checkpoint = checkpoint_of(&state, max_arrival);
+            let id = max_id_seen + 1;
+            let min_len = segment::segment_overhead(checkpoint.next_positions.len());
+            let mut buf = Vec::new();
+            let active = start_segment(storage, wal, free, config.segment_bytes, id, min_len, seed, &checkpoint, &mut buf)?;
+            state.segments.insert(id, SegmentState { sealed: false, file_len: active.len });
+            active
+        }
+    };
+    storage.sync_dir(wal)?;
+    Ok(Recovered { state, active, max_arrival })
+}
+
+/// The checkpoint to open a new segment with: every live queue's next readable position.
+pub(crate) fn checkpoint_of(state: &State, max_arrival: i64) -> Checkpoint {
+    let mut next_positions: Vec<(QueueId, u64)> =
+        state.queues.iter().filter(|(_, q)| q.next > 0).map(|(id, q)| (*id, q.next)).collect();
+    next_positions.sort_unstable();
+    Checkpoint { max_arrival_ms: max_arrival, next_positions }
+}

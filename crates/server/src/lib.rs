@@ -1,0 +1,296 @@
+//! kinesin-server: HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on one port, routing
+//! `POST /` by `X-Amz-Target` to the engine through the wire codecs.
+//!
+//! Bounds: connections (a semaphore; further connections wait in the accept backlog), request
+//! bodies (`max_body_bytes`, 413 beyond), header and body read time, HTTP/2 streams per
+//! connection.
+
+mod auth;
+mod dispatch;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use kinesin_engine::api::Scope;
+use kinesin_engine::Engine;
+use kinesin_wire::{Protocol, WireError};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub use auth::AuthError;
+
+const TARGET_PREFIX: &str = "Kinesis_20131202.";
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The account every request acts as.
+    pub account: String,
+    /// The region used when a request's credential scope names none.
+    pub region: String,
+    pub max_connections: usize,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How long a client may take to send a request's headers, and then its body.
+    pub read_timeout: Duration,
+    /// How long in-flight requests get to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            max_connections: 10_000,
+            // PutRecords: 5 MiB of data, base64 in JSON is 4/3 of that plus framing; large
+            // records (10 MiB) need more.
+            max_body_bytes: 16 << 20,
+            read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Shared {
+    engine: Engine,
+    cfg: ServerConfig,
+}
+
+type Body = Full<Bytes>;
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
+/// (bounded by `shutdown_grace`).
+pub async fn serve(
+    listener: TcpListener,
+    engine: Engine,
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let shared = Arc::new(Shared { engine, cfg });
+    let slots = Arc::new(Semaphore::new(shared.cfg.max_connections));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.cfg.read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .max_header_list_size(64 << 10)
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size(8 << 20);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let svc = service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let grace = shared.cfg.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("some connections did not finish within {grace:?}");
+    }
+    Ok(())
+}
+
+/// The address a `--listen` value names.
+pub fn parse_listen(s: &str) -> Option<SocketAddr> {
+    s.parse().ok()
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let mut resp = route(shared, req).await;
+    let headers = resp.headers_mut();
+    let id = request_id();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert("x-amzn-RequestId", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&extended_request_id()) {
+        headers.insert("x-amz-id-2", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now())) {
+        headers.insert(http::header::DATE, v);
+    }
+    resp
+}
+
+fn request_id() -> String {
+    let b: [u8; 16] = rand::random();
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        (u16::from_be_bytes([b[6], b[7]]) & 0x0fff) | 0x4000,
+        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}
+
+fn extended_request_id() -> String {
+    use std::fmt::Write;
+    // 72 random bytes, base64 (96 chars), as AWS sends; hand-rolled to avoid a dependency here.
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: [[u8; 24]; 3] = rand::random();
+    let mut out = String::with_capacity(96);
+    for chunk in bytes.iter().flat_map(|c| c.chunks(3)) {
+        let n = ((chunk[0] as u32) << 16) | ((chunk[1] as u32) << 8) | chunk[2] as u32;
+        for shift in [18, 12, 6, 0] {
+            let _ = out.write_char(ALPHABET[((n >> shift) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn raw(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+pub(crate) fn wire_error(protocol: Protocol, e: &WireError) -> Response<Body> {
+    let (status, body) = kinesin_wire::encode_wire_error(protocol, e);
+    raw(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        protocol.content_type(),
+        body,
+    )
+}
+
+async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    if req.method() != Method::POST {
+        return raw(
+            StatusCode::FORBIDDEN,
+            "application/xml",
+            "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be authorized</Message>\n</AccessDeniedException>\n",
+        );
+    }
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(protocol) = Protocol::from_content_type(content_type) else {
+        let base = content_type.split(';').next().unwrap_or("").trim();
+        if base.eq_ignore_ascii_case("application/json") {
+            return raw(
+                StatusCode::NOT_FOUND,
+                "application/json",
+                r#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException","message":null},"Version":"1.0"}"#,
+            );
+        }
+        return raw(
+            StatusCode::NOT_FOUND,
+            "application/xml",
+            "<UnknownOperationException/>\n",
+        );
+    };
+    let operation = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .map(str::to_owned);
+    let region = match auth::check(req.headers(), req.uri().query()) {
+        Ok(region) => region,
+        Err(e) => return wire_error(protocol, &e.into_wire()),
+    };
+    let Some(operation) = operation else {
+        return wire_error(protocol, &WireError::unknown_operation());
+    };
+    // Refuse oversized bodies up front when the client says how big they are.
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > shared.cfg.max_body_bytes as u64) {
+        return too_large();
+    }
+    let limited = Limited::new(req.into_body(), shared.cfg.max_body_bytes);
+    let body = match tokio::time::timeout(shared.cfg.read_timeout, limited.collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return too_large();
+            }
+            return wire_error(protocol, &WireError::serialization(None));
+        }
+        Err(_) => return raw(StatusCode::REQUEST_TIMEOUT, "text/plain", "request timeout"),
+    };
+    let scope = Scope {
+        account: shared.cfg.account.clone(),
+        region: region.unwrap_or_else(|| shared.cfg.region.clone()),
+    };
+    let request = match kinesin_wire::decode_request(&operation, protocol, &body) {
+        Ok(r) => r,
+        Err(e) => return wire_error(protocol, &e),
+    };
+    match dispatch::dispatch(&shared.engine, &scope, request).await {
+        Ok(response) => {
+            let body = kinesin_wire::encode_response(protocol, &response);
+            raw(StatusCode::OK, protocol.content_type(), body)
+        }
+        Err(e) => {
+            let (status, body) = kinesin_wire::encode_engine_error(protocol, &e);
+            raw(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                protocol.content_type(),
+                body,
+            )
+        }
+    }
+}
+
+fn too_large() -> Response<Body> {
+    raw(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "text/plain",
+        "Request Entity Too Large",
+    )
+}

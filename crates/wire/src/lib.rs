@@ -1,0 +1,338 @@
+//! kinesin-wire: the bytes of the Kinesis API, sans-IO.
+//!
+//! Decodes AWS JSON 1.1 and CBOR request bodies into engine inputs, validating them against the
+//! Kinesis model (type errors -> SerializationException, constraint violations ->
+//! ValidationException with coral's exact texts), and encodes engine outputs and errors.
+//!
+//! Decoding is three steps over one generic value tree ([`value`]): the body is parsed (bounded
+//! depth and size, borrowing strings from the body), converted member by member to the modeled
+//! types ([`model`], first type error wins, in document order), then checked against every model
+//! constraint (all violations, at most 10, in coral's order) before the engine input is built.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use kinesin_engine::api::*;
+use kinesin_engine::api_ops::*;
+
+mod decode;
+mod encode;
+mod model;
+mod value;
+
+/// The body format of a request; responses and errors use the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `application/x-amz-json-1.1`
+    Json,
+    /// `application/x-amz-cbor-1.1`
+    Cbor,
+}
+
+impl Protocol {
+    /// From a Content-Type header value (parameters after ';' ignored, case-insensitive):
+    /// `application/x-amz-json-1.1` -> Json, `application/x-amz-cbor-1.1` -> Cbor, anything
+    /// else `None`.
+    pub fn from_content_type(ct: &str) -> Option<Protocol> {
+        let base = ct.split(';').next().unwrap_or_default().trim();
+        if base.eq_ignore_ascii_case("application/x-amz-json-1.1") {
+            Some(Protocol::Json)
+        } else if base.eq_ignore_ascii_case("application/x-amz-cbor-1.1") {
+            Some(Protocol::Cbor)
+        } else {
+            None
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Protocol::Json => "application/x-amz-json-1.1",
+            Protocol::Cbor => "application/x-amz-cbor-1.1",
+        }
+    }
+}
+
+/// One decoded request, one variant per Kinesis operation (all 39), named exactly as the
+/// operation.
+#[derive(Debug, Clone)]
+pub enum Request {
+    AddTagsToStream(AddTagsInput),
+    CreateStream(CreateStreamInput),
+    DecreaseStreamRetentionPeriod(RetentionInput),
+    DeleteResourcePolicy(DeleteResourcePolicyInput),
+    DeleteStream(DeleteStreamInput),
+    DeregisterStreamConsumer(ConsumerRef),
+    DescribeAccountSettings,
+    DescribeLimits,
+    DescribeStream(DescribeStreamInput),
+    DescribeStreamConsumer(ConsumerRef),
+    DescribeStreamSummary(StreamRef),
+    DisableEnhancedMonitoring(EnhancedMonitoringInput),
+    EnableEnhancedMonitoring(EnhancedMonitoringInput),
+    GetRecords(GetRecordsInput),
+    GetResourcePolicy(GetResourcePolicyInput),
+    GetShardIterator(GetShardIteratorInput),
+    IncreaseStreamRetentionPeriod(RetentionInput),
+    ListShards(ListShardsInput),
+    ListStreamConsumers(ListStreamConsumersInput),
+    ListStreams(ListStreamsInput),
+    ListTagsForResource(ListTagsForResourceInput),
+    ListTagsForStream(ListTagsForStreamInput),
+    MergeShards(MergeShardsInput),
+    PutRecord(PutRecordInput),
+    PutRecords(PutRecordsInput),
+    PutResourcePolicy(PutResourcePolicyInput),
+    RegisterStreamConsumer(RegisterStreamConsumerInput),
+    RemoveTagsFromStream(RemoveTagsInput),
+    SplitShard(SplitShardInput),
+    StartStreamEncryption(StreamEncryptionInput),
+    StopStreamEncryption(StreamEncryptionInput),
+    SubscribeToShard(SubscribeToShardInput),
+    TagResource(TagResourceInput),
+    UntagResource(UntagResourceInput),
+    UpdateAccountSettings(UpdateAccountSettingsInput),
+    UpdateMaxRecordSize(UpdateMaxRecordSizeInput),
+    UpdateShardCount(UpdateShardCountInput),
+    UpdateStreamMode(UpdateStreamModeInput),
+    UpdateStreamWarmThroughput(UpdateStreamWarmThroughputInput),
+}
+
+impl Request {
+    /// The operation name, as in `X-Amz-Target: Kinesis_20131202.<name>`.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Request::AddTagsToStream(_) => "AddTagsToStream",
+            Request::CreateStream(_) => "CreateStream",
+            Request::DecreaseStreamRetentionPeriod(_) => "DecreaseStreamRetentionPeriod",
+            Request::DeleteResourcePolicy(_) => "DeleteResourcePolicy",
+            Request::DeleteStream(_) => "DeleteStream",
+            Request::DeregisterStreamConsumer(_) => "DeregisterStreamConsumer",
+            Request::DescribeAccountSettings => "DescribeAccountSettings",
+            Request::DescribeLimits => "DescribeLimits",
+            Request::DescribeStream(_) => "DescribeStream",
+            Request::DescribeStreamConsumer(_) => "DescribeStreamConsumer",
+            Request::DescribeStreamSummary(_) => "DescribeStreamSummary",
+            Request::DisableEnhancedMonitoring(_) => "DisableEnhancedMonitoring",
+            Request::EnableEnhancedMonitoring(_) => "EnableEnhancedMonitoring",
+            Request::GetRecords(_) => "GetRecords",
+            Request::GetResourcePolicy(_) => "GetResourcePolicy",
+            Request::GetShardIterator(_) => "GetShardIterator",
+            Request::IncreaseStreamRetentionPeriod(_) => "IncreaseStreamRetentionPeriod",
+            Request::ListShards(_) => "ListShards",
+            Request::ListStreamConsumers(_) => "ListStreamConsumers",
+            Request::ListStreams(_) => "ListStreams",
+            Request::ListTagsForResource(_) => "ListTagsForResource",
+            Request::ListTagsForStream(_) => "ListTagsForStream",
+            Request::MergeShards(_) => "MergeShards",
+            Request::PutRecord(_) => "PutRecord",
+            Request::PutRecords(_) => "PutRecords",
+            Request::PutResourcePolicy(_) => "PutResourcePolicy",
+            Request::RegisterStreamConsumer(_) => "RegisterStreamConsumer",
+            Request::RemoveTagsFromStream(_) => "RemoveTagsFromStream",
+            Request::SplitShard(_) => "SplitShard",
+            Request::StartStreamEncryption(_) => "StartStreamEncryption",
+            Request::StopStreamEncryption(_) => "StopStreamEncryption",
+            Request::SubscribeToShard(_) => "SubscribeToShard",
+            Request::TagResource(_) => "TagResource",
+            Request::UntagResource(_) => "UntagResource",
+            Request::UpdateAccountSettings(_) => "UpdateAccountSettings",
+            Request::UpdateMaxRecordSize(_) => "UpdateMaxRecordSize",
+            Request::UpdateShardCount(_) => "UpdateShardCount",
+            Request::UpdateStreamMode(_) => "UpdateStreamMode",
+            Request::UpdateStreamWarmThroughput(_) => "UpdateStreamWarmThroughput",
+        }
+    }
+}
+
+/// The names of all 39 operations [`decode_request`] understands.
+pub fn operations() -> impl Iterator<Item = &'static str> {
+    decode::OPERATIONS.iter().map(|op| op.name)
+}
+
+/// One response body per operation output; `Empty` for operations without output (encoded as
+/// an empty body, Content-Length 0, as real Kinesis does). `SubscribeToShard` has no variant:
+/// its response is an event stream, not a body.
+#[derive(Debug, Clone)]
+pub enum Response {
+    Empty,
+    DescribeStream(StreamDescription),
+    DescribeStreamSummary(StreamDescriptionSummary),
+    ListStreams(ListStreamsOutput),
+    ListShards(ListShardsOutput),
+    PutRecord(PutRecordOutput),
+    PutRecords(PutRecordsOutput),
+    GetShardIterator(GetShardIteratorOutput),
+    GetRecords(GetRecordsOutput),
+    ListTagsForStream(ListTagsForStreamOutput),
+    ListTagsForResource(ListTagsForResourceOutput),
+    DescribeLimits(DescribeLimitsOutput),
+    UpdateShardCount(UpdateShardCountOutput),
+    UpdateStreamWarmThroughput(UpdateStreamWarmThroughputOutput),
+    /// `{"Consumer": {...}}`
+    RegisterStreamConsumer(Consumer),
+    /// `{"ConsumerDescription": {...}}`
+    DescribeStreamConsumer(ConsumerDescription),
+    ListStreamConsumers(ListStreamConsumersOutput),
+    /// Enable- and DisableEnhancedMonitoring.
+    EnhancedMonitoring(EnhancedMonitoringOutput),
+    GetResourcePolicy(GetResourcePolicyOutput),
+    /// DescribeAccountSettings and UpdateAccountSettings.
+    AccountSettings(AccountSettingsOutput),
+}
+
+/// A framework-level error (serialization, validation, unknown operation, authentication...),
+/// carrying AWS's exact code, HTTP status and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    code: Cow<'static, str>,
+    status: u16,
+    message: Option<String>,
+    /// Coral's SerializationException spells the body key `Message`; everything else `message`.
+    capital_message: bool,
+}
+
+impl WireError {
+    /// Any error, with the usual lower-case `message` body key.
+    pub fn new(code: impl Into<Cow<'static, str>>, status: u16, message: Option<String>) -> WireError {
+        WireError {
+            code: code.into(),
+            status,
+            message,
+            capital_message: false,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// The body key of the message: `Message` for SerializationException, else `message`.
+    pub fn message_key(&self) -> &'static str {
+        if self.capital_message {
+            "Message"
+        } else {
+            "message"
+        }
+    }
+
+    /// 400 `UnknownOperationException`, no message.
+    pub fn unknown_operation() -> WireError {
+        WireError::new("UnknownOperationException", 400, None)
+    }
+
+    /// 400 `SerializationException`; the message (if any) is sent under `Message`.
+    pub fn serialization(msg: Option<String>) -> WireError {
+        WireError {
+            capital_message: true,
+            ..WireError::new("SerializationException", 400, msg)
+        }
+    }
+
+    /// 400 `ValidationException` with coral's "N validation error(s) detected: ..." text.
+    pub fn validation(msg: String) -> WireError {
+        WireError::new("ValidationException", 400, Some(msg))
+    }
+
+    /// 500 `InternalFailure` (coral's own fault code), no message.
+    pub fn internal_failure() -> WireError {
+        WireError::new("InternalFailure", 500, None)
+    }
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.message {
+            Some(m) => write!(f, "{}: {m}", self.code),
+            None => f.write_str(&self.code),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// Decodes and validates one request body. `operation` is the part of `X-Amz-Target` after
+/// `Kinesis_20131202.` (the server checks the prefix).
+pub fn decode_request(operation: &str, protocol: Protocol, body: &[u8]) -> Result<Request, WireError> {
+    let op = decode::find(operation).ok_or_else(WireError::unknown_operation)?;
+    if body.is_empty() {
+        return Err(WireError::serialization(None));
+    }
+    let parsed = match protocol {
+        Protocol::Json => value::parse_json(body),
+        Protocol::Cbor => value::parse_cbor(body),
+    };
+    let Some(value::Value::Map(entries)) = parsed else {
+        return Err(WireError::serialization(None));
+    };
+    let fields = decode::convert_struct(entries, op.shape, protocol)?;
+    decode::validate(&fields)?;
+    (op.build)(fields)
+}
+
+fn encode_with(protocol: Protocol, capacity: usize, write: impl FnOnce(&mut dyn FnSink)) -> Vec<u8> {
+    match protocol {
+        Protocol::Json => {
+            let mut sink = encode::JsonSink::with_capacity(capacity);
+            write(&mut sink);
+            sink.out
+        }
+        Protocol::Cbor => {
+            let mut sink = encode::CborSink::with_capacity(capacity);
+            write(&mut sink);
+            sink.out
+        }
+    }
+}
+
+/// Object-safe bridge so that error encoding needs no generic plumbing.
+trait FnSink {
+    fn error(&mut self, code: &str, key: &'static str, message: Option<&str>);
+    fn response(&mut self, response: &Response);
+}
+
+impl<S: encode::Sink> FnSink for S {
+    fn error(&mut self, code: &str, key: &'static str, message: Option<&str>) {
+        encode::write_error(self, code, key, message);
+    }
+
+    fn response(&mut self, response: &Response) {
+        encode::write_response(self, response);
+    }
+}
+
+/// The body of a successful response (empty for [`Response::Empty`]).
+pub fn encode_response(protocol: Protocol, response: &Response) -> Vec<u8> {
+    if let Response::Empty = response {
+        return Vec::new();
+    }
+    encode_with(protocol, encode::size_hint(response), |s| s.response(response))
+}
+
+/// Body and HTTP status for an engine error (client errors 400, InternalFailureException 500).
+pub fn encode_engine_error(protocol: Protocol, error: &kinesin_engine::Error) -> (u16, Vec<u8>) {
+    let status = match error {
+        kinesin_engine::Error::InternalFailure(_) => 500,
+        _ => 400,
+    };
+    let body = encode_with(protocol, 128 + error.message().len(), |s| {
+        s.error(error.code(), "message", Some(error.message()))
+    });
+    (status, body)
+}
+
+/// Body and HTTP status for a framework error.
+pub fn encode_wire_error(protocol: Protocol, error: &WireError) -> (u16, Vec<u8>) {
+    let len = error.message().map_or(0, str::len);
+    let body = encode_with(protocol, 128 + len, |s| {
+        s.error(error.code(), error.message_key(), error.message())
+    });
+    (error.status(), body)
+}
