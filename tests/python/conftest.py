@@ -49,6 +49,17 @@ def pytest_report_header(config):
     return f"kinesin: spawning {kinesin_bin()}"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the tail of the server log to failing tests."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and rep.when in ("setup", "call"):
+        srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None
+        if srv is not None and not srv.external:
+            rep.sections.append(("kinesin server log (tail)", srv.log_tail(30)))
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if EXTERNAL_ENDPOINT:

@@ -58,7 +58,7 @@ async fn read_shard(client: &Client, stream: &str, shard: &str) -> Vec<(String, 
         for rec in r.records() {
             out.push((
                 rec.sequence_number().to_string(),
-                rec.partition_key().to_string(),
+                rec.partition_key().unwrap_or_default().to_string(),
                 rec.data().as_ref().to_vec(),
             ));
         }

@@ -486,7 +486,7 @@ impl Log {
         }
         let _one_pass = shared.retention_pass.lock();
         let now = shared.config.clock.now_ms();
-        let doomed: Vec<(u64, bool)> = {
+        let doomed: HashMap<u64, bool> = {
             let mut state = shared.state.write();
             let mut live = HashSet::new();
             for q in state.queues.values() {

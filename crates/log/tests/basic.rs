@@ -59,7 +59,7 @@ fn read_respects_record_and_byte_budgets_but_returns_at_least_one() {
     let storage = MemStorage::new();
     let clock = TestClock::new(0);
     let log = Log::open(mem_config(&storage, &clock, 1 << 20), &[(7, i64::MAX)]).expect("open");
-    let entries = (0..50).map(|i| entry(7, "pk", &vec![i as u8; 100])).collect();
+    let entries = (0..50).map(|i| entry(7, "pk", &[i as u8; 100])).collect();
     rt.block_on(log.append(entries)).expect("append");
     let batch = log.read(7, 10, 5, usize::MAX).expect("read");
     assert_eq!(batch.records.len(), 5);

@@ -245,7 +245,7 @@ impl Violations {
     }
 
     /// `value` is the already-rendered value (`None` for null).
-    fn push(&mut self, value: Option<&str>, path: &str, constraint: &str) {
+    fn push(&mut self, value: Option<&str>, path: &Path<'_>, constraint: &str) {
         if self.full() {
             return;
         }
@@ -253,16 +253,50 @@ impl Violations {
             Some(v) => format!("'{v}'"),
             None => "null".to_owned(),
         };
+        let mut rendered = String::new();
+        path.render(&mut rendered);
         self.list.push(format!(
-            "Value {value} at '{path}' failed to satisfy constraint: {constraint}"
+            "Value {value} at '{rendered}' failed to satisfy constraint: {constraint}"
         ));
+    }
+}
+
+/// Where a value sits in the input, rendered (lowerCamel members, 1-based `N.member` list
+/// elements) only when a violation is reported.
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    Root,
+    Member(&'p Path<'p>, &'static str),
+    Element(&'p Path<'p>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self, out: &mut String) {
+        match self {
+            Path::Root => {}
+            Path::Member(parent, name) => {
+                parent.render(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                let mut chars = name.chars();
+                if let Some(c) = chars.next() {
+                    out.push(c.to_ascii_lowercase());
+                    out.push_str(chars.as_str());
+                }
+            }
+            Path::Element(parent, index) => {
+                parent.render(out);
+                let _ = write!(out, ".{}.member", index + 1);
+            }
+        }
     }
 }
 
 /// Checks every model constraint; `Err` is the ValidationException.
 pub(crate) fn validate(fields: &Fields<'_>) -> Result<(), WireError> {
     let mut violations = Violations { list: Vec::new() };
-    validate_struct(fields, "", &mut violations);
+    validate_struct(fields, &Path::Root, &mut violations);
     if violations.list.is_empty() {
         return Ok(());
     }
@@ -274,20 +308,12 @@ pub(crate) fn validate(fields: &Fields<'_>) -> Result<(), WireError> {
     )))
 }
 
-fn lower_first(name: &str) -> String {
-    let mut chars = name.chars();
-    match chars.next() {
-        Some(c) => c.to_ascii_lowercase().to_string() + chars.as_str(),
-        None => String::new(),
-    }
-}
-
-fn validate_struct(fields: &Fields<'_>, prefix: &str, out: &mut Violations) {
+fn validate_struct(fields: &Fields<'_>, parent: &Path<'_>, out: &mut Violations) {
     for (member, value) in fields.shape.members.iter().zip(&fields.values) {
         if out.full() {
             return;
         }
-        let path = format!("{prefix}{}", lower_first(member.name));
+        let path = Path::Member(parent, member.name);
         match value {
             None if member.required => out.push(None, &path, "Member must not be null"),
             None => {}
@@ -296,7 +322,7 @@ fn validate_struct(fields: &Fields<'_>, prefix: &str, out: &mut Violations) {
     }
 }
 
-fn validate_value(value: &Typed<'_>, shape: &'static Shape, path: &str, out: &mut Violations) {
+fn validate_value(value: &Typed<'_>, shape: &'static Shape, path: &Path<'_>, out: &mut Violations) {
     if out.full() {
         return;
     }
@@ -307,14 +333,13 @@ fn validate_value(value: &Typed<'_>, shape: &'static Shape, path: &str, out: &mu
             }
         }
         (Shape::Int { min, max }, Typed::Int(i)) => {
-            let shown = i.to_string();
             if let Some(min) = min.filter(|m| i < m) {
                 let c = format!("Member must have value greater than or equal to {min}");
-                out.push(Some(&shown), path, &c);
+                out.push(Some(&i.to_string()), path, &c);
             }
             if let Some(max) = max.filter(|m| i > m) {
                 let c = format!("Member must have value less than or equal to {max}");
-                out.push(Some(&shown), path, &c);
+                out.push(Some(&i.to_string()), path, &c);
             }
         }
         (Shape::Blob { min, max }, Typed::Blob(b)) => {
@@ -327,9 +352,9 @@ fn validate_value(value: &Typed<'_>, shape: &'static Shape, path: &str, out: &mu
                     if out.full() {
                         return;
                     }
-                    let item_path = format!("{path}.{}.member", i + 1);
+                    let item_path = Path::Element(path, i);
                     match item {
-                        Some(Typed::Struct(f)) => validate_struct(f, &format!("{item_path}."), out),
+                        Some(Typed::Struct(f)) => validate_struct(f, &item_path, out),
                         Some(_) => {}
                         None => out.push(None, &item_path, "Member must not be null"),
                     }
@@ -350,7 +375,7 @@ fn validate_value(value: &Typed<'_>, shape: &'static Shape, path: &str, out: &mu
                 out.push(Some(&render(value)), path, &c);
             }
         }
-        (Shape::Struct(_), Typed::Struct(f)) => validate_struct(f, &format!("{path}."), out),
+        (Shape::Struct(_), Typed::Struct(f)) => validate_struct(f, path, out),
         _ => {}
     }
 }
@@ -360,7 +385,7 @@ fn length_violations(
     min: Option<usize>,
     max: Option<usize>,
     shown: impl Fn() -> String,
-    path: &str,
+    path: &Path<'_>,
     out: &mut Violations,
 ) {
     if let Some(min) = min.filter(|&m| len < m) {
