@@ -263,7 +263,9 @@ impl CommitmentStatus {
         match self {
             CommitmentStatus::Enabled => "ENABLED",
             CommitmentStatus::Disabled => "DISABLED",
-            CommitmentStatus::EnabledUntilEarliestAllowedEnd => "ENABLED_UNTIL_EARLIEST_ALLOWED_END",
+            CommitmentStatus::EnabledUntilEarliestAllowedEnd => {
+                "ENABLED_UNTIL_EARLIEST_ALLOWED_END"
+            }
         }
     }
 }

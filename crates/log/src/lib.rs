@@ -17,7 +17,7 @@
 //!
 //! # On-disk invariants
 //!
-//! The byte layouts are in the [`format`] module. What always holds:
+//! The byte layouts are in the [`format`](mod@format) module. What always holds:
 //!
 //! 1. The log is a sequence of frames in segment files `wal/<20-digit id>.seg`, in id order.
 //!    Frame LSNs increase by exactly one from frame to frame, across segments; every frame's
@@ -39,9 +39,18 @@
 //! 7. Segment files are deleted only when sealed and holding no unexpired record of a live
 //!    queue; up to a few are kept (renamed `<id>.free`) and renamed into new segments.
 //!
+//! # Durability modes
+//!
+//! - `Fsync`: an append resolves after fdatasync; it survives kill -9 and power loss.
+//! - `Interval(d)` / `None`: an append resolves after the write reaches the page cache. It
+//!   survives kill -9 (the kernel still has it) but not power loss: up to `d` (or, for `None`,
+//!   everything since the last segment seal) can be lost, and the positions of lost records are
+//!   then assigned again to new records. Sealed segments and `close()` are always synced.
+//!
 //! # Memory
 //!
-//! Bounded by configuration, not by the data retained:
+//! Everything is bounded by configuration except the per-segment summaries, which grow with
+//! the number of retained segments a queue spans:
 //!
 //! - per live queue: one `QueueState` (at most 64 bytes plus its hash-map slot and a
 //!   `tokio::sync::watch` channel, ~200 bytes in all);
@@ -57,9 +66,10 @@
 //!   `max(max_batch_bytes, 65 MiB)`).
 //!
 //! Example: 10,000 queues, 24 h retention, 64 MiB segments written at 10 MB/s (~1,350
-//! segments), every queue in every segment: 10,000 x 1,350 x 64 B = ~860 MB of summaries.
-//! Summaries are per (queue, segment) pair, so the cost is set by how many segments each queue
-//! spans; a queue that is only in some segments costs only for those.
+//! segments), every queue in every segment: 10,000 x 1,350 x 64 B = ~860 MB of summaries; a
+//! queue costs only for the segments it appears in, so 1,000 busy queues, or 1 GiB segments,
+//! cost a tenth or a sixteenth of that. Memory per (queue, retained segment) is the thing to
+//! shrink next (e.g. one summary per run of segments, resolved through the sidecar tables).
 
 pub mod format;
 mod index;
@@ -79,10 +89,9 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use crate::format::{record_len, Block, MAX_DATA_BYTES, MAX_PARTITION_KEY_BYTES};
 use crate::index::{Lru, QueueState, State};
 use crate::segment::{retire_segment, FreeFiles};
-use crate::storage::StorageFile;
 use crate::writer::{Pending, Request, Writer};
 
-pub use crate::storage::{CrashMode, FsStorage, MemStorage, Storage};
+pub use crate::storage::{CrashMode, FsStorage, MemStorage, Storage, StorageFile};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -139,7 +139,9 @@ fn convert<'a>(
             Value::Map(_) => return Err(type_error(MAP_FOUND)),
             _ => return Err(type_error("Expected list or null")),
         },
-        Shape::Map { value: value_shape, .. } => match value {
+        Shape::Map {
+            value: value_shape, ..
+        } => match value {
             Value::Map(entries) => Typed::Map(
                 entries
                     .into_iter()
@@ -201,6 +203,10 @@ fn float_timestamp(f: f64, protocol: Protocol) -> Result<i64, WireError> {
 
 /// Strict standard base64 with padding, with the texts coral uses for each kind of mistake.
 fn decode_base64(s: &str) -> Result<Bytes, WireError> {
+    // Fast path: whatever the strict decoder accepts passes all of coral's checks below.
+    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(s) {
+        return Ok(Bytes::from(bytes));
+    }
     let fail = |why: String| type_error(format!("'{s}' can not be converted to a Blob: {why}"));
     let len = utf16_len(s);
     if !len.is_multiple_of(4) {
@@ -216,10 +222,9 @@ fn decode_base64(s: &str) -> Result<Bytes, WireError> {
             return Err(fail(format!("Invalid Base64 character: '{c}'")));
         }
     }
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .map(Bytes::from)
-        .map_err(|_| fail("Invalid last non-pad Base64 character dectected".to_owned()))
+    Err(fail(
+        "Invalid last non-pad Base64 character dectected".to_owned(),
+    ))
 }
 
 /// A string's length as Java counts it (UTF-16 code units).
@@ -364,14 +369,28 @@ fn validate_value(value: &Typed<'_>, shape: &'static Shape, path: &Path<'_>, out
                 out.push(Some(&render(value)), path, &c);
             }
         }
-        (Shape::Map { key, value: value_shape, min, max }, Typed::Map(entries)) => {
+        (
+            Shape::Map {
+                key,
+                value: value_shape,
+                min,
+                max,
+            },
+            Typed::Map(entries),
+        ) => {
             length_violations(entries.len(), *min, *max, || render(value), path, out);
             if entries.iter().any(|(k, _)| !key_ok(key, k)) {
                 let c = format!("Map keys must satisfy constraint: [{}]", summary(key));
                 out.push(Some(&render(value)), path, &c);
             }
-            if entries.iter().any(|(_, v)| !element_ok(value_shape, v.as_ref())) {
-                let c = format!("Map value must satisfy constraint: [{}]", summary(value_shape));
+            if entries
+                .iter()
+                .any(|(_, v)| !element_ok(value_shape, v.as_ref()))
+            {
+                let c = format!(
+                    "Map value must satisfy constraint: [{}]",
+                    summary(value_shape)
+                );
                 out.push(Some(&render(value)), path, &c);
             }
         }
@@ -410,10 +429,14 @@ fn string_violations(rules: &StrShape, s: &str) -> Vec<String> {
     let needs_len = rules.min.is_some() || rules.max.is_some();
     let len = if needs_len { utf16_len(s) } else { 0 };
     if let Some(min) = rules.min.filter(|&m| len < m) {
-        found.push(format!("Member must have length greater than or equal to {min}"));
+        found.push(format!(
+            "Member must have length greater than or equal to {min}"
+        ));
     }
     if let Some(max) = rules.max.filter(|&m| len > m) {
-        found.push(format!("Member must have length less than or equal to {max}"));
+        found.push(format!(
+            "Member must have length less than or equal to {max}"
+        ));
     }
     if let Some(values) = rules.enum_values.filter(|v| !v.contains(&s)) {
         found.push(format!(
@@ -446,10 +469,14 @@ fn summary(shape: &Shape) -> String {
     let mut parts = Vec::new();
     if let Shape::Str(rules) = shape {
         if let Some(max) = rules.max {
-            parts.push(format!("Member must have length less than or equal to {max}"));
+            parts.push(format!(
+                "Member must have length less than or equal to {max}"
+            ));
         }
         if let Some(min) = rules.min {
-            parts.push(format!("Member must have length greater than or equal to {min}"));
+            parts.push(format!(
+                "Member must have length greater than or equal to {min}"
+            ));
         }
         if let Some(p) = rules.pattern {
             parts.push(format!(
@@ -487,7 +514,11 @@ fn render_into(value: &Typed<'_>, out: &mut String) {
             let _ = write!(out, "{ms}");
         }
         Typed::Blob(b) => {
-            let _ = write!(out, "java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]", b.len());
+            let _ = write!(
+                out,
+                "java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]",
+                b.len()
+            );
         }
         Typed::List(items) => {
             out.push('[');
@@ -707,34 +738,50 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             max_record_size_kib: f.int("MaxRecordSizeInKiB"),
         }))
     }),
-    op!("DecreaseStreamRetentionPeriod", model::DECREASE_STREAM_RETENTION_PERIOD, |mut f| {
-        Ok(Request::DecreaseStreamRetentionPeriod(RetentionInput {
-            retention_period_hours: required(f.int("RetentionPeriodHours"))?,
-            stream: f.stream(),
-        }))
-    }),
-    op!("DeleteResourcePolicy", model::DELETE_RESOURCE_POLICY, |mut f| {
-        Ok(Request::DeleteResourcePolicy(DeleteResourcePolicyInput {
-            resource_arn: required(f.string("ResourceARN"))?,
-        }))
-    }),
+    op!(
+        "DecreaseStreamRetentionPeriod",
+        model::DECREASE_STREAM_RETENTION_PERIOD,
+        |mut f| {
+            Ok(Request::DecreaseStreamRetentionPeriod(RetentionInput {
+                retention_period_hours: required(f.int("RetentionPeriodHours"))?,
+                stream: f.stream(),
+            }))
+        }
+    ),
+    op!(
+        "DeleteResourcePolicy",
+        model::DELETE_RESOURCE_POLICY,
+        |mut f| {
+            Ok(Request::DeleteResourcePolicy(DeleteResourcePolicyInput {
+                resource_arn: required(f.string("ResourceARN"))?,
+            }))
+        }
+    ),
     op!("DeleteStream", model::DELETE_STREAM, |mut f| {
         Ok(Request::DeleteStream(DeleteStreamInput {
             enforce_consumer_deletion: f.boolean("EnforceConsumerDeletion").unwrap_or(false),
             stream: f.stream(),
         }))
     }),
-    op!("DeregisterStreamConsumer", model::DEREGISTER_STREAM_CONSUMER, |mut f| {
-        Ok(Request::DeregisterStreamConsumer(ConsumerRef {
-            stream_arn: f.string("StreamARN"),
-            consumer_name: f.string("ConsumerName"),
-            consumer_arn: f.string("ConsumerARN"),
-        }))
-    }),
-    op!("DescribeAccountSettings", model::DESCRIBE_ACCOUNT_SETTINGS, |_| {
-        Ok(Request::DescribeAccountSettings)
-    }),
-    op!("DescribeLimits", model::DESCRIBE_LIMITS, |_| Ok(Request::DescribeLimits)),
+    op!(
+        "DeregisterStreamConsumer",
+        model::DEREGISTER_STREAM_CONSUMER,
+        |mut f| {
+            Ok(Request::DeregisterStreamConsumer(ConsumerRef {
+                stream_arn: f.string("StreamARN"),
+                consumer_name: f.string("ConsumerName"),
+                consumer_arn: f.string("ConsumerARN"),
+            }))
+        }
+    ),
+    op!(
+        "DescribeAccountSettings",
+        model::DESCRIBE_ACCOUNT_SETTINGS,
+        |_| { Ok(Request::DescribeAccountSettings) }
+    ),
+    op!("DescribeLimits", model::DESCRIBE_LIMITS, |_| Ok(
+        Request::DescribeLimits
+    )),
     op!("DescribeStream", model::DESCRIBE_STREAM, |mut f| {
         Ok(Request::DescribeStream(DescribeStreamInput {
             limit: f.int("Limit"),
@@ -742,28 +789,44 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             stream: f.stream(),
         }))
     }),
-    op!("DescribeStreamConsumer", model::DESCRIBE_STREAM_CONSUMER, |mut f| {
-        Ok(Request::DescribeStreamConsumer(ConsumerRef {
-            stream_arn: f.string("StreamARN"),
-            consumer_name: f.string("ConsumerName"),
-            consumer_arn: f.string("ConsumerARN"),
-        }))
-    }),
-    op!("DescribeStreamSummary", model::DESCRIBE_STREAM_SUMMARY, |mut f| {
-        Ok(Request::DescribeStreamSummary(f.stream()))
-    }),
-    op!("DisableEnhancedMonitoring", model::DISABLE_ENHANCED_MONITORING, |mut f| {
-        Ok(Request::DisableEnhancedMonitoring(EnhancedMonitoringInput {
-            shard_level_metrics: required(f.strings("ShardLevelMetrics"))?,
-            stream: f.stream(),
-        }))
-    }),
-    op!("EnableEnhancedMonitoring", model::ENABLE_ENHANCED_MONITORING, |mut f| {
-        Ok(Request::EnableEnhancedMonitoring(EnhancedMonitoringInput {
-            shard_level_metrics: required(f.strings("ShardLevelMetrics"))?,
-            stream: f.stream(),
-        }))
-    }),
+    op!(
+        "DescribeStreamConsumer",
+        model::DESCRIBE_STREAM_CONSUMER,
+        |mut f| {
+            Ok(Request::DescribeStreamConsumer(ConsumerRef {
+                stream_arn: f.string("StreamARN"),
+                consumer_name: f.string("ConsumerName"),
+                consumer_arn: f.string("ConsumerARN"),
+            }))
+        }
+    ),
+    op!(
+        "DescribeStreamSummary",
+        model::DESCRIBE_STREAM_SUMMARY,
+        |mut f| { Ok(Request::DescribeStreamSummary(f.stream())) }
+    ),
+    op!(
+        "DisableEnhancedMonitoring",
+        model::DISABLE_ENHANCED_MONITORING,
+        |mut f| {
+            Ok(Request::DisableEnhancedMonitoring(
+                EnhancedMonitoringInput {
+                    shard_level_metrics: required(f.strings("ShardLevelMetrics"))?,
+                    stream: f.stream(),
+                },
+            ))
+        }
+    ),
+    op!(
+        "EnableEnhancedMonitoring",
+        model::ENABLE_ENHANCED_MONITORING,
+        |mut f| {
+            Ok(Request::EnableEnhancedMonitoring(EnhancedMonitoringInput {
+                shard_level_metrics: required(f.strings("ShardLevelMetrics"))?,
+                stream: f.stream(),
+            }))
+        }
+    ),
     op!("GetRecords", model::GET_RECORDS, |mut f| {
         Ok(Request::GetRecords(GetRecordsInput {
             shard_iterator: required(f.string("ShardIterator"))?,
@@ -785,12 +848,16 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             stream: f.stream(),
         }))
     }),
-    op!("IncreaseStreamRetentionPeriod", model::INCREASE_STREAM_RETENTION_PERIOD, |mut f| {
-        Ok(Request::IncreaseStreamRetentionPeriod(RetentionInput {
-            retention_period_hours: required(f.int("RetentionPeriodHours"))?,
-            stream: f.stream(),
-        }))
-    }),
+    op!(
+        "IncreaseStreamRetentionPeriod",
+        model::INCREASE_STREAM_RETENTION_PERIOD,
+        |mut f| {
+            Ok(Request::IncreaseStreamRetentionPeriod(RetentionInput {
+                retention_period_hours: required(f.int("RetentionPeriodHours"))?,
+                stream: f.stream(),
+            }))
+        }
+    ),
     op!("ListShards", model::LIST_SHARDS, |mut f| {
         let shard_filter = match f.structure("ShardFilter") {
             Some(mut sf) => Some(ShardFilter {
@@ -809,14 +876,18 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             stream: f.stream(),
         }))
     }),
-    op!("ListStreamConsumers", model::LIST_STREAM_CONSUMERS, |mut f| {
-        Ok(Request::ListStreamConsumers(ListStreamConsumersInput {
-            stream_arn: required(f.string("StreamARN"))?,
-            next_token: f.string("NextToken"),
-            max_results: f.int("MaxResults"),
-            stream_creation_timestamp: f.timestamp("StreamCreationTimestamp"),
-        }))
-    }),
+    op!(
+        "ListStreamConsumers",
+        model::LIST_STREAM_CONSUMERS,
+        |mut f| {
+            Ok(Request::ListStreamConsumers(ListStreamConsumersInput {
+                stream_arn: required(f.string("StreamARN"))?,
+                next_token: f.string("NextToken"),
+                max_results: f.int("MaxResults"),
+                stream_creation_timestamp: f.timestamp("StreamCreationTimestamp"),
+            }))
+        }
+    ),
     op!("ListStreams", model::LIST_STREAMS, |mut f| {
         Ok(Request::ListStreams(ListStreamsInput {
             limit: f.int("Limit"),
@@ -824,11 +895,15 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             next_token: f.string("NextToken"),
         }))
     }),
-    op!("ListTagsForResource", model::LIST_TAGS_FOR_RESOURCE, |mut f| {
-        Ok(Request::ListTagsForResource(ListTagsForResourceInput {
-            resource_arn: required(f.string("ResourceARN"))?,
-        }))
-    }),
+    op!(
+        "ListTagsForResource",
+        model::LIST_TAGS_FOR_RESOURCE,
+        |mut f| {
+            Ok(Request::ListTagsForResource(ListTagsForResourceInput {
+                resource_arn: required(f.string("ResourceARN"))?,
+            }))
+        }
+    ),
     op!("ListTagsForStream", model::LIST_TAGS_FOR_STREAM, |mut f| {
         Ok(Request::ListTagsForStream(ListTagsForStreamInput {
             exclusive_start_tag_key: f.string("ExclusiveStartTagKey"),
@@ -876,19 +951,29 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             policy: required(f.string("Policy"))?,
         }))
     }),
-    op!("RegisterStreamConsumer", model::REGISTER_STREAM_CONSUMER, |mut f| {
-        Ok(Request::RegisterStreamConsumer(RegisterStreamConsumerInput {
-            stream_arn: required(f.string("StreamARN"))?,
-            consumer_name: required(f.string("ConsumerName"))?,
-            tags: f.string_map("Tags"),
-        }))
-    }),
-    op!("RemoveTagsFromStream", model::REMOVE_TAGS_FROM_STREAM, |mut f| {
-        Ok(Request::RemoveTagsFromStream(RemoveTagsInput {
-            tag_keys: required(f.strings("TagKeys"))?,
-            stream: f.stream(),
-        }))
-    }),
+    op!(
+        "RegisterStreamConsumer",
+        model::REGISTER_STREAM_CONSUMER,
+        |mut f| {
+            Ok(Request::RegisterStreamConsumer(
+                RegisterStreamConsumerInput {
+                    stream_arn: required(f.string("StreamARN"))?,
+                    consumer_name: required(f.string("ConsumerName"))?,
+                    tags: f.string_map("Tags"),
+                },
+            ))
+        }
+    ),
+    op!(
+        "RemoveTagsFromStream",
+        model::REMOVE_TAGS_FROM_STREAM,
+        |mut f| {
+            Ok(Request::RemoveTagsFromStream(RemoveTagsInput {
+                tag_keys: required(f.strings("TagKeys"))?,
+                stream: f.stream(),
+            }))
+        }
+    ),
     op!("SplitShard", model::SPLIT_SHARD, |mut f| {
         Ok(Request::SplitShard(SplitShardInput {
             shard_to_split: required(f.string("ShardToSplit"))?,
@@ -896,20 +981,28 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             stream: f.stream(),
         }))
     }),
-    op!("StartStreamEncryption", model::START_STREAM_ENCRYPTION, |mut f| {
-        Ok(Request::StartStreamEncryption(StreamEncryptionInput {
-            encryption_type: encryption_type(&required(f.string("EncryptionType"))?)?,
-            key_id: required(f.string("KeyId"))?,
-            stream: f.stream(),
-        }))
-    }),
-    op!("StopStreamEncryption", model::STOP_STREAM_ENCRYPTION, |mut f| {
-        Ok(Request::StopStreamEncryption(StreamEncryptionInput {
-            encryption_type: encryption_type(&required(f.string("EncryptionType"))?)?,
-            key_id: required(f.string("KeyId"))?,
-            stream: f.stream(),
-        }))
-    }),
+    op!(
+        "StartStreamEncryption",
+        model::START_STREAM_ENCRYPTION,
+        |mut f| {
+            Ok(Request::StartStreamEncryption(StreamEncryptionInput {
+                encryption_type: encryption_type(&required(f.string("EncryptionType"))?)?,
+                key_id: required(f.string("KeyId"))?,
+                stream: f.stream(),
+            }))
+        }
+    ),
+    op!(
+        "StopStreamEncryption",
+        model::STOP_STREAM_ENCRYPTION,
+        |mut f| {
+            Ok(Request::StopStreamEncryption(StreamEncryptionInput {
+                encryption_type: encryption_type(&required(f.string("EncryptionType"))?)?,
+                key_id: required(f.string("KeyId"))?,
+                stream: f.stream(),
+            }))
+        }
+    ),
     op!("SubscribeToShard", model::SUBSCRIBE_TO_SHARD, |mut f| {
         let mut position = required(f.structure("StartingPosition"))?;
         Ok(Request::SubscribeToShard(SubscribeToShardInput {
@@ -934,26 +1027,34 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             tag_keys: required(f.strings("TagKeys"))?,
         }))
     }),
-    op!("UpdateAccountSettings", model::UPDATE_ACCOUNT_SETTINGS, |mut f| {
-        let mut commitment = required(f.structure("MinimumThroughputBillingCommitment"))?;
-        let status = match required(commitment.string("Status"))?.as_str() {
-            "ENABLED" => CommitmentStatus::Enabled,
-            "DISABLED" => CommitmentStatus::Disabled,
-            _ => return required(None),
-        };
-        Ok(Request::UpdateAccountSettings(UpdateAccountSettingsInput {
-            minimum_throughput_billing_commitment: status,
-        }))
-    }),
-    op!("UpdateMaxRecordSize", model::UPDATE_MAX_RECORD_SIZE, |mut f| {
-        Ok(Request::UpdateMaxRecordSize(UpdateMaxRecordSizeInput {
-            max_record_size_kib: required(f.int("MaxRecordSizeInKiB"))?,
-            stream: StreamRef {
-                name: None,
-                arn: f.string("StreamARN"),
-            },
-        }))
-    }),
+    op!(
+        "UpdateAccountSettings",
+        model::UPDATE_ACCOUNT_SETTINGS,
+        |mut f| {
+            let mut commitment = required(f.structure("MinimumThroughputBillingCommitment"))?;
+            let status = match required(commitment.string("Status"))?.as_str() {
+                "ENABLED" => CommitmentStatus::Enabled,
+                "DISABLED" => CommitmentStatus::Disabled,
+                _ => return required(None),
+            };
+            Ok(Request::UpdateAccountSettings(UpdateAccountSettingsInput {
+                minimum_throughput_billing_commitment: status,
+            }))
+        }
+    ),
+    op!(
+        "UpdateMaxRecordSize",
+        model::UPDATE_MAX_RECORD_SIZE,
+        |mut f| {
+            Ok(Request::UpdateMaxRecordSize(UpdateMaxRecordSizeInput {
+                max_record_size_kib: required(f.int("MaxRecordSizeInKiB"))?,
+                stream: StreamRef {
+                    name: None,
+                    arn: f.string("StreamARN"),
+                },
+            }))
+        }
+    ),
     op!("UpdateShardCount", model::UPDATE_SHARD_COUNT, |mut f| {
         Ok(Request::UpdateShardCount(UpdateShardCountInput {
             target_shard_count: required(f.int("TargetShardCount"))?,
@@ -969,12 +1070,18 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             warm_throughput_mibps: f.int("WarmThroughputMiBps"),
         }))
     }),
-    op!("UpdateStreamWarmThroughput", model::UPDATE_STREAM_WARM_THROUGHPUT, |mut f| {
-        Ok(Request::UpdateStreamWarmThroughput(UpdateStreamWarmThroughputInput {
-            warm_throughput_mibps: required(f.int("WarmThroughputMiBps"))?,
-            stream: f.stream(),
-        }))
-    }),
+    op!(
+        "UpdateStreamWarmThroughput",
+        model::UPDATE_STREAM_WARM_THROUGHPUT,
+        |mut f| {
+            Ok(Request::UpdateStreamWarmThroughput(
+                UpdateStreamWarmThroughputInput {
+                    warm_throughput_mibps: required(f.int("WarmThroughputMiBps"))?,
+                    stream: f.stream(),
+                },
+            ))
+        }
+    ),
 ];
 
 pub(crate) fn find(operation: &str) -> Option<&'static Operation> {
@@ -986,12 +1093,17 @@ mod tests {
     use super::*;
 
     fn b64_err(s: &str) -> Option<String> {
-        decode_base64(s).err().and_then(|e| e.message().map(str::to_owned))
+        decode_base64(s)
+            .err()
+            .and_then(|e| e.message().map(str::to_owned))
     }
 
     #[test]
     fn base64_texts() {
-        assert_eq!(decode_base64("aGVsbG8=").ok(), Some(Bytes::from_static(b"hello")));
+        assert_eq!(
+            decode_base64("aGVsbG8=").ok(),
+            Some(Bytes::from_static(b"hello"))
+        );
         assert_eq!(decode_base64("").ok(), Some(Bytes::new()));
         assert_eq!(
             b64_err("23456").as_deref(),
@@ -1024,9 +1136,18 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(int_timestamp(1_700_000_000, Protocol::Json).ok(), Some(1_700_000_000_000));
-        assert_eq!(int_timestamp(1_700_000_000_123, Protocol::Cbor).ok(), Some(1_700_000_000_123));
-        assert_eq!(float_timestamp(1_700_000_000.123_6, Protocol::Json).ok(), Some(1_700_000_000_124));
+        assert_eq!(
+            int_timestamp(1_700_000_000, Protocol::Json).ok(),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            int_timestamp(1_700_000_000_123, Protocol::Cbor).ok(),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            float_timestamp(1_700_000_000.123_6, Protocol::Json).ok(),
+            Some(1_700_000_000_124)
+        );
         assert_eq!(float_timestamp(-1.5, Protocol::Json).ok(), Some(-1500));
         assert!(int_timestamp(i128::from(i64::MAX), Protocol::Json).is_err());
         assert!(float_timestamp(1e300, Protocol::Json).is_err());
@@ -1037,7 +1158,11 @@ mod tests {
     fn every_operation_is_listed_once() {
         assert_eq!(OPERATIONS.len(), 39);
         for (i, op) in OPERATIONS.iter().enumerate() {
-            assert!(OPERATIONS[i + 1..].iter().all(|o| o.name != op.name), "{}", op.name);
+            assert!(
+                OPERATIONS[i + 1..].iter().all(|o| o.name != op.name),
+                "{}",
+                op.name
+            );
         }
     }
 }

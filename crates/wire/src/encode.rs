@@ -136,9 +136,11 @@ fn write_base64(out: &mut Vec<u8>, data: &[u8]) {
     };
     let start = out.len();
     out.resize(start + n, 0);
-    let written = out
-        .get_mut(start..)
-        .and_then(|dst| base64::engine::general_purpose::STANDARD.encode_slice(data, dst).ok());
+    let written = out.get_mut(start..).and_then(|dst| {
+        base64::engine::general_purpose::STANDARD
+            .encode_slice(data, dst)
+            .ok()
+    });
     out.truncate(start + written.unwrap_or(0));
 }
 
@@ -316,7 +318,9 @@ pub(crate) fn size_hint(response: &Response) -> usize {
             256 + o
                 .records
                 .iter()
-                .map(|r| r.data.len() / 3 * 4 + r.partition_key.len() + r.sequence_number.len() + 160)
+                .map(|r| {
+                    r.data.len() / 3 * 4 + r.partition_key.len() + r.sequence_number.len() + 160
+                })
                 .sum::<usize>()
         }
         Response::PutRecords(o) => 128 + o.records.len() * 120,
@@ -541,7 +545,11 @@ fn shard<S: Sink>(s: &mut S, sh: &Shard) {
     s.key("ShardId");
     s.string(&sh.shard_id);
     opt_string(s, "ParentShardId", sh.parent_shard_id.as_deref());
-    opt_string(s, "AdjacentParentShardId", sh.adjacent_parent_shard_id.as_deref());
+    opt_string(
+        s,
+        "AdjacentParentShardId",
+        sh.adjacent_parent_shard_id.as_deref(),
+    );
     s.key("HashKeyRange");
     hash_key_range(s, &sh.hash_key_range);
     s.key("SequenceNumberRange");

@@ -193,7 +193,11 @@ pub struct WireError {
 
 impl WireError {
     /// Any error, with the usual lower-case `message` body key.
-    pub fn new(code: impl Into<Cow<'static, str>>, status: u16, message: Option<String>) -> WireError {
+    pub fn new(
+        code: impl Into<Cow<'static, str>>,
+        status: u16,
+        message: Option<String>,
+    ) -> WireError {
         WireError {
             code: code.into(),
             status,
@@ -260,7 +264,11 @@ impl std::error::Error for WireError {}
 
 /// Decodes and validates one request body. `operation` is the part of `X-Amz-Target` after
 /// `Kinesis_20131202.` (the server checks the prefix).
-pub fn decode_request(operation: &str, protocol: Protocol, body: &[u8]) -> Result<Request, WireError> {
+pub fn decode_request(
+    operation: &str,
+    protocol: Protocol,
+    body: &[u8],
+) -> Result<Request, WireError> {
     let op = decode::find(operation).ok_or_else(WireError::unknown_operation)?;
     if body.is_empty() {
         return Err(WireError::serialization(None));
@@ -277,7 +285,11 @@ pub fn decode_request(operation: &str, protocol: Protocol, body: &[u8]) -> Resul
     (op.build)(fields)
 }
 
-fn encode_with(protocol: Protocol, capacity: usize, write: impl FnOnce(&mut dyn FnSink)) -> Vec<u8> {
+fn encode_with(
+    protocol: Protocol,
+    capacity: usize,
+    write: impl FnOnce(&mut dyn FnSink),
+) -> Vec<u8> {
     match protocol {
         Protocol::Json => {
             let mut sink = encode::JsonSink::with_capacity(capacity);
@@ -313,7 +325,9 @@ pub fn encode_response(protocol: Protocol, response: &Response) -> Vec<u8> {
     if let Response::Empty = response {
         return Vec::new();
     }
-    encode_with(protocol, encode::size_hint(response), |s| s.response(response))
+    encode_with(protocol, encode::size_hint(response), |s| {
+        s.response(response)
+    })
 }
 
 /// Body and HTTP status for an engine error (client errors 400, InternalFailureException 500).

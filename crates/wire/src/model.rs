@@ -459,174 +459,376 @@ macro_rules! input {
     };
 }
 
-input!(ADD_TAGS_TO_STREAM, "AddTagsToStreamInput", [
-    m("Tags", true, &TAG_MAP), STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(CREATE_STREAM, "CreateStreamInput", [
-    m("ShardCount", false, &POSITIVE_INTEGER),
-    m("StreamModeDetails", false, &STREAM_MODE_DETAILS),
-    m("Tags", false, &TAG_MAP),
-    m("WarmThroughputMiBps", false, &NATURAL_INTEGER),
-    m("MaxRecordSizeInKiB", false, &MAX_RECORD_SIZE_KIB),
-    m("StreamName", true, &STREAM_NAME),
-]);
-input!(DECREASE_STREAM_RETENTION_PERIOD, "DecreaseStreamRetentionPeriodInput", [
-    m("RetentionPeriodHours", true, &RETENTION_PERIOD_HOURS), STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(DELETE_RESOURCE_POLICY, "DeleteResourcePolicyInput", [
-    m("ResourceARN", true, &RESOURCE_ARN), STREAM_ID_M,
-]);
-input!(DELETE_STREAM, "DeleteStreamInput", [
-    m("EnforceConsumerDeletion", false, &BOOLEAN), STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(DEREGISTER_STREAM_CONSUMER, "DeregisterStreamConsumerInput", [
-    STREAM_ARN_M,
-    m("ConsumerName", false, &CONSUMER_NAME),
-    m("ConsumerARN", false, &CONSUMER_ARN),
-    STREAM_ID_M,
-]);
-input!(DESCRIBE_ACCOUNT_SETTINGS, "DescribeAccountSettingsInput", []);
+input!(
+    ADD_TAGS_TO_STREAM,
+    "AddTagsToStreamInput",
+    [
+        m("Tags", true, &TAG_MAP),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    CREATE_STREAM,
+    "CreateStreamInput",
+    [
+        m("ShardCount", false, &POSITIVE_INTEGER),
+        m("StreamModeDetails", false, &STREAM_MODE_DETAILS),
+        m("Tags", false, &TAG_MAP),
+        m("WarmThroughputMiBps", false, &NATURAL_INTEGER),
+        m("MaxRecordSizeInKiB", false, &MAX_RECORD_SIZE_KIB),
+        m("StreamName", true, &STREAM_NAME),
+    ]
+);
+input!(
+    DECREASE_STREAM_RETENTION_PERIOD,
+    "DecreaseStreamRetentionPeriodInput",
+    [
+        m("RetentionPeriodHours", true, &RETENTION_PERIOD_HOURS),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    DELETE_RESOURCE_POLICY,
+    "DeleteResourcePolicyInput",
+    [m("ResourceARN", true, &RESOURCE_ARN), STREAM_ID_M,]
+);
+input!(
+    DELETE_STREAM,
+    "DeleteStreamInput",
+    [
+        m("EnforceConsumerDeletion", false, &BOOLEAN),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    DEREGISTER_STREAM_CONSUMER,
+    "DeregisterStreamConsumerInput",
+    [
+        STREAM_ARN_M,
+        m("ConsumerName", false, &CONSUMER_NAME),
+        m("ConsumerARN", false, &CONSUMER_ARN),
+        STREAM_ID_M,
+    ]
+);
+input!(
+    DESCRIBE_ACCOUNT_SETTINGS,
+    "DescribeAccountSettingsInput",
+    []
+);
 input!(DESCRIBE_LIMITS, "DescribeLimitsInput", []);
-input!(DESCRIBE_STREAM, "DescribeStreamInput", [
-    m("Limit", false, &LIMIT_10000),
-    m("ExclusiveStartShardId", false, &SHARD_ID),
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(DESCRIBE_STREAM_CONSUMER, "DescribeStreamConsumerInput", [
-    STREAM_ARN_M,
-    m("ConsumerName", false, &CONSUMER_NAME),
-    m("ConsumerARN", false, &CONSUMER_ARN),
-    STREAM_ID_M,
-]);
-input!(DESCRIBE_STREAM_SUMMARY, "DescribeStreamSummaryInput", [
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(DISABLE_ENHANCED_MONITORING, "DisableEnhancedMonitoringInput", [
-    m("ShardLevelMetrics", true, &METRICS_NAME_LIST), STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(ENABLE_ENHANCED_MONITORING, "EnableEnhancedMonitoringInput", [
-    m("ShardLevelMetrics", true, &METRICS_NAME_LIST), STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(GET_RECORDS, "GetRecordsInput", [
-    m("ShardIterator", true, &SHARD_ITERATOR),
-    m("Limit", false, &LIMIT_10000),
-    STREAM_ARN_M, STREAM_ID_M,
-]);
-input!(GET_RESOURCE_POLICY, "GetResourcePolicyInput", [
-    m("ResourceARN", true, &RESOURCE_ARN), STREAM_ID_M,
-]);
-input!(GET_SHARD_ITERATOR, "GetShardIteratorInput", [
-    m("ShardId", true, &SHARD_ID),
-    m("ShardIteratorType", true, &SHARD_ITERATOR_TYPE),
-    m("StartingSequenceNumber", false, &SEQUENCE_NUMBER),
-    m("Timestamp", false, &TIMESTAMP),
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(INCREASE_STREAM_RETENTION_PERIOD, "IncreaseStreamRetentionPeriodInput", [
-    m("RetentionPeriodHours", true, &RETENTION_PERIOD_HOURS), STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(LIST_SHARDS, "ListShardsInput", [
-    m("NextToken", false, &NEXT_TOKEN),
-    m("ExclusiveStartShardId", false, &SHARD_ID),
-    m("MaxResults", false, &LIMIT_10000),
-    m("StreamCreationTimestamp", false, &TIMESTAMP),
-    m("ShardFilter", false, &SHARD_FILTER),
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(LIST_STREAM_CONSUMERS, "ListStreamConsumersInput", [
-    m("StreamARN", true, &STREAM_ARN),
-    m("NextToken", false, &NEXT_TOKEN),
-    m("MaxResults", false, &LIMIT_10000),
-    m("StreamCreationTimestamp", false, &TIMESTAMP),
-    STREAM_ID_M,
-]);
-input!(LIST_STREAMS, "ListStreamsInput", [
-    m("Limit", false, &LIMIT_10000),
-    m("ExclusiveStartStreamName", false, &STREAM_NAME),
-    m("NextToken", false, &NEXT_TOKEN),
-]);
-input!(LIST_TAGS_FOR_RESOURCE, "ListTagsForResourceInput", [
-    m("ResourceARN", true, &RESOURCE_ARN), STREAM_ID_M,
-]);
-input!(LIST_TAGS_FOR_STREAM, "ListTagsForStreamInput", [
-    m("ExclusiveStartTagKey", false, &TAG_KEY),
-    m("Limit", false, &LIMIT_50),
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(MERGE_SHARDS, "MergeShardsInput", [
-    m("ShardToMerge", true, &SHARD_ID),
-    m("AdjacentShardToMerge", true, &SHARD_ID),
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(PUT_RECORD, "PutRecordInput", [
-    m("SequenceNumberForOrdering", false, &SEQUENCE_NUMBER),
-    m("PartitionKey", true, &PARTITION_KEY),
-    m("ExplicitHashKey", false, &HASH_KEY),
-    m("Data", true, &DATA),
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(PUT_RECORDS, "PutRecordsInput", [
-    m("Records", true, &PUT_RECORDS_REQUEST_ENTRY_LIST), STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(PUT_RESOURCE_POLICY, "PutResourcePolicyInput", [
-    m("ResourceARN", true, &RESOURCE_ARN), STREAM_ID_M, m("Policy", true, &POLICY),
-]);
-input!(REGISTER_STREAM_CONSUMER, "RegisterStreamConsumerInput", [
-    m("StreamARN", true, &STREAM_ARN),
-    m("ConsumerName", true, &CONSUMER_NAME),
-    STREAM_ID_M,
-    m("Tags", false, &TAG_MAP),
-]);
-input!(REMOVE_TAGS_FROM_STREAM, "RemoveTagsFromStreamInput", [
-    m("TagKeys", true, &TAG_KEY_LIST), STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(SPLIT_SHARD, "SplitShardInput", [
-    m("ShardToSplit", true, &SHARD_ID),
-    m("NewStartingHashKey", true, &HASH_KEY),
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(START_STREAM_ENCRYPTION, "StartStreamEncryptionInput", [
-    m("EncryptionType", true, &ENCRYPTION_TYPE),
-    m("KeyId", true, &KEY_ID),
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(STOP_STREAM_ENCRYPTION, "StopStreamEncryptionInput", [
-    m("EncryptionType", true, &ENCRYPTION_TYPE),
-    m("KeyId", true, &KEY_ID),
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(SUBSCRIBE_TO_SHARD, "SubscribeToShardInput", [
-    m("ConsumerARN", true, &CONSUMER_ARN),
-    STREAM_ID_M,
-    m("ShardId", true, &SHARD_ID),
-    m("StartingPosition", true, &STARTING_POSITION),
-]);
-input!(TAG_RESOURCE, "TagResourceInput", [
-    m("Tags", true, &TAG_MAP), m("ResourceARN", true, &RESOURCE_ARN), STREAM_ID_M,
-]);
-input!(UNTAG_RESOURCE, "UntagResourceInput", [
-    m("TagKeys", true, &TAG_KEY_LIST), m("ResourceARN", true, &RESOURCE_ARN), STREAM_ID_M,
-]);
-input!(UPDATE_ACCOUNT_SETTINGS, "UpdateAccountSettingsInput", [
-    m("MinimumThroughputBillingCommitment", true, &COMMITMENT_INPUT),
-]);
-input!(UPDATE_MAX_RECORD_SIZE, "UpdateMaxRecordSizeInput", [
-    STREAM_ARN_M, STREAM_ID_M, m("MaxRecordSizeInKiB", true, &MAX_RECORD_SIZE_KIB),
-]);
-input!(UPDATE_SHARD_COUNT, "UpdateShardCountInput", [
-    m("TargetShardCount", true, &POSITIVE_INTEGER),
-    m("ScalingType", true, &SCALING_TYPE),
-    STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,
-]);
-input!(UPDATE_STREAM_MODE, "UpdateStreamModeInput", [
-    m("StreamARN", true, &STREAM_ARN),
-    STREAM_ID_M,
-    m("StreamModeDetails", true, &STREAM_MODE_DETAILS),
-    m("WarmThroughputMiBps", false, &NATURAL_INTEGER),
-]);
-input!(UPDATE_STREAM_WARM_THROUGHPUT, "UpdateStreamWarmThroughputInput", [
-    STREAM_ARN_M, STREAM_ID_M, m("WarmThroughputMiBps", true, &NATURAL_INTEGER), STREAM_NAME_M,
-]);
+input!(
+    DESCRIBE_STREAM,
+    "DescribeStreamInput",
+    [
+        m("Limit", false, &LIMIT_10000),
+        m("ExclusiveStartShardId", false, &SHARD_ID),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    DESCRIBE_STREAM_CONSUMER,
+    "DescribeStreamConsumerInput",
+    [
+        STREAM_ARN_M,
+        m("ConsumerName", false, &CONSUMER_NAME),
+        m("ConsumerARN", false, &CONSUMER_ARN),
+        STREAM_ID_M,
+    ]
+);
+input!(
+    DESCRIBE_STREAM_SUMMARY,
+    "DescribeStreamSummaryInput",
+    [STREAM_ARN_M, STREAM_ID_M, STREAM_NAME_M,]
+);
+input!(
+    DISABLE_ENHANCED_MONITORING,
+    "DisableEnhancedMonitoringInput",
+    [
+        m("ShardLevelMetrics", true, &METRICS_NAME_LIST),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    ENABLE_ENHANCED_MONITORING,
+    "EnableEnhancedMonitoringInput",
+    [
+        m("ShardLevelMetrics", true, &METRICS_NAME_LIST),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    GET_RECORDS,
+    "GetRecordsInput",
+    [
+        m("ShardIterator", true, &SHARD_ITERATOR),
+        m("Limit", false, &LIMIT_10000),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+    ]
+);
+input!(
+    GET_RESOURCE_POLICY,
+    "GetResourcePolicyInput",
+    [m("ResourceARN", true, &RESOURCE_ARN), STREAM_ID_M,]
+);
+input!(
+    GET_SHARD_ITERATOR,
+    "GetShardIteratorInput",
+    [
+        m("ShardId", true, &SHARD_ID),
+        m("ShardIteratorType", true, &SHARD_ITERATOR_TYPE),
+        m("StartingSequenceNumber", false, &SEQUENCE_NUMBER),
+        m("Timestamp", false, &TIMESTAMP),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    INCREASE_STREAM_RETENTION_PERIOD,
+    "IncreaseStreamRetentionPeriodInput",
+    [
+        m("RetentionPeriodHours", true, &RETENTION_PERIOD_HOURS),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    LIST_SHARDS,
+    "ListShardsInput",
+    [
+        m("NextToken", false, &NEXT_TOKEN),
+        m("ExclusiveStartShardId", false, &SHARD_ID),
+        m("MaxResults", false, &LIMIT_10000),
+        m("StreamCreationTimestamp", false, &TIMESTAMP),
+        m("ShardFilter", false, &SHARD_FILTER),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    LIST_STREAM_CONSUMERS,
+    "ListStreamConsumersInput",
+    [
+        m("StreamARN", true, &STREAM_ARN),
+        m("NextToken", false, &NEXT_TOKEN),
+        m("MaxResults", false, &LIMIT_10000),
+        m("StreamCreationTimestamp", false, &TIMESTAMP),
+        STREAM_ID_M,
+    ]
+);
+input!(
+    LIST_STREAMS,
+    "ListStreamsInput",
+    [
+        m("Limit", false, &LIMIT_10000),
+        m("ExclusiveStartStreamName", false, &STREAM_NAME),
+        m("NextToken", false, &NEXT_TOKEN),
+    ]
+);
+input!(
+    LIST_TAGS_FOR_RESOURCE,
+    "ListTagsForResourceInput",
+    [m("ResourceARN", true, &RESOURCE_ARN), STREAM_ID_M,]
+);
+input!(
+    LIST_TAGS_FOR_STREAM,
+    "ListTagsForStreamInput",
+    [
+        m("ExclusiveStartTagKey", false, &TAG_KEY),
+        m("Limit", false, &LIMIT_50),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    MERGE_SHARDS,
+    "MergeShardsInput",
+    [
+        m("ShardToMerge", true, &SHARD_ID),
+        m("AdjacentShardToMerge", true, &SHARD_ID),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    PUT_RECORD,
+    "PutRecordInput",
+    [
+        m("SequenceNumberForOrdering", false, &SEQUENCE_NUMBER),
+        m("PartitionKey", true, &PARTITION_KEY),
+        m("ExplicitHashKey", false, &HASH_KEY),
+        m("Data", true, &DATA),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    PUT_RECORDS,
+    "PutRecordsInput",
+    [
+        m("Records", true, &PUT_RECORDS_REQUEST_ENTRY_LIST),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    PUT_RESOURCE_POLICY,
+    "PutResourcePolicyInput",
+    [
+        m("ResourceARN", true, &RESOURCE_ARN),
+        STREAM_ID_M,
+        m("Policy", true, &POLICY),
+    ]
+);
+input!(
+    REGISTER_STREAM_CONSUMER,
+    "RegisterStreamConsumerInput",
+    [
+        m("StreamARN", true, &STREAM_ARN),
+        m("ConsumerName", true, &CONSUMER_NAME),
+        STREAM_ID_M,
+        m("Tags", false, &TAG_MAP),
+    ]
+);
+input!(
+    REMOVE_TAGS_FROM_STREAM,
+    "RemoveTagsFromStreamInput",
+    [
+        m("TagKeys", true, &TAG_KEY_LIST),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    SPLIT_SHARD,
+    "SplitShardInput",
+    [
+        m("ShardToSplit", true, &SHARD_ID),
+        m("NewStartingHashKey", true, &HASH_KEY),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    START_STREAM_ENCRYPTION,
+    "StartStreamEncryptionInput",
+    [
+        m("EncryptionType", true, &ENCRYPTION_TYPE),
+        m("KeyId", true, &KEY_ID),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    STOP_STREAM_ENCRYPTION,
+    "StopStreamEncryptionInput",
+    [
+        m("EncryptionType", true, &ENCRYPTION_TYPE),
+        m("KeyId", true, &KEY_ID),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    SUBSCRIBE_TO_SHARD,
+    "SubscribeToShardInput",
+    [
+        m("ConsumerARN", true, &CONSUMER_ARN),
+        STREAM_ID_M,
+        m("ShardId", true, &SHARD_ID),
+        m("StartingPosition", true, &STARTING_POSITION),
+    ]
+);
+input!(
+    TAG_RESOURCE,
+    "TagResourceInput",
+    [
+        m("Tags", true, &TAG_MAP),
+        m("ResourceARN", true, &RESOURCE_ARN),
+        STREAM_ID_M,
+    ]
+);
+input!(
+    UNTAG_RESOURCE,
+    "UntagResourceInput",
+    [
+        m("TagKeys", true, &TAG_KEY_LIST),
+        m("ResourceARN", true, &RESOURCE_ARN),
+        STREAM_ID_M,
+    ]
+);
+input!(
+    UPDATE_ACCOUNT_SETTINGS,
+    "UpdateAccountSettingsInput",
+    [m(
+        "MinimumThroughputBillingCommitment",
+        true,
+        &COMMITMENT_INPUT
+    ),]
+);
+input!(
+    UPDATE_MAX_RECORD_SIZE,
+    "UpdateMaxRecordSizeInput",
+    [
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        m("MaxRecordSizeInKiB", true, &MAX_RECORD_SIZE_KIB),
+    ]
+);
+input!(
+    UPDATE_SHARD_COUNT,
+    "UpdateShardCountInput",
+    [
+        m("TargetShardCount", true, &POSITIVE_INTEGER),
+        m("ScalingType", true, &SCALING_TYPE),
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        STREAM_NAME_M,
+    ]
+);
+input!(
+    UPDATE_STREAM_MODE,
+    "UpdateStreamModeInput",
+    [
+        m("StreamARN", true, &STREAM_ARN),
+        STREAM_ID_M,
+        m("StreamModeDetails", true, &STREAM_MODE_DETAILS),
+        m("WarmThroughputMiBps", false, &NATURAL_INTEGER),
+    ]
+);
+input!(
+    UPDATE_STREAM_WARM_THROUGHPUT,
+    "UpdateStreamWarmThroughputInput",
+    [
+        STREAM_ARN_M,
+        STREAM_ID_M,
+        m("WarmThroughputMiBps", true, &NATURAL_INTEGER),
+        STREAM_NAME_M,
+    ]
+);
 
 #[cfg(test)]
 mod tests {
@@ -639,7 +841,13 @@ mod tests {
         assert!(!p.matches(""));
         assert!(!p.matches("a b"));
         assert!(!p.matches("é"));
-        for (s, ok) in [("0", true), ("00", false), ("01", false), ("1", true), ("", false)] {
+        for (s, ok) in [
+            ("0", true),
+            ("00", false),
+            ("01", false),
+            ("1", true),
+            ("", false),
+        ] {
             assert_eq!(Pattern::HashKey.matches(s), ok, "{s}");
         }
         assert!(Pattern::HashKey.matches(&"9".repeat(39)));
@@ -679,7 +887,9 @@ mod tests {
         let consumer = "arn:aws:kinesis:us-east-1:123456789012:stream/s1/consumer/c1:1700000000";
         assert!(Pattern::ConsumerArn.matches(consumer));
         assert!(Pattern::ResourceArn.matches(consumer));
-        assert!(!Pattern::StreamArn.matches("arn:aws:kinesis:us-east-1:123456789012:deliverystream/s1"));
+        assert!(
+            !Pattern::StreamArn.matches("arn:aws:kinesis:us-east-1:123456789012:deliverystream/s1")
+        );
         assert!(Pattern::ResourceArn.matches("arn:aws:kinesis:us-east-1:123456789012:xstream/s1"));
         assert!(!Pattern::StreamArn.matches("arn:aws:kinesis:us-east-1:123456789012:xstream/s1"));
         for s in [
@@ -728,12 +938,23 @@ mod tests {
                 }
             }
             Shape::List { member, min, max } => {
-                let (min, max) = (opt(min.map(|v| v.to_string())), opt(max.map(|v| v.to_string())));
+                let (min, max) = (
+                    opt(min.map(|v| v.to_string())),
+                    opt(max.map(|v| v.to_string())),
+                );
                 out.push(format!("{prefix}: list min={min} max={max}{req}"));
                 dump_shape(&format!("{prefix}.member"), member, false, out);
             }
-            Shape::Map { key, value, min, max } => {
-                let (min, max) = (opt(min.map(|v| v.to_string())), opt(max.map(|v| v.to_string())));
+            Shape::Map {
+                key,
+                value,
+                min,
+                max,
+            } => {
+                let (min, max) = (
+                    opt(min.map(|v| v.to_string())),
+                    opt(max.map(|v| v.to_string())),
+                );
                 out.push(format!("{prefix}: map min={min} max={max}{req}"));
                 dump_shape(&format!("{prefix}.key"), key, false, out);
                 dump_shape(&format!("{prefix}.value"), value, false, out);
@@ -746,7 +967,11 @@ mod tests {
                     opt(r.min.map(|v| v.to_string())),
                     opt(r.max.map(|v| v.to_string())),
                     opt(r.pattern.map(|p| p.source().to_owned())),
-                    if r.enum_values.is_some() { values.join(",") } else { "-".to_owned() },
+                    if r.enum_values.is_some() {
+                        values.join(",")
+                    } else {
+                        "-".to_owned()
+                    },
                 ));
             }
             Shape::Int { min, max } => out.push(format!(

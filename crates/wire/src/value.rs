@@ -70,7 +70,10 @@ impl Seed<'_> {
 impl<'de> DeserializeSeed<'de> for Seed<'_> {
     type Value = Value<'de>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value<'de>, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Value<'de>, D::Error> {
         self.spend()?;
         deserializer.deserialize_any(self)
     }
@@ -157,7 +160,10 @@ struct KeySeed;
 impl<'de> DeserializeSeed<'de> for KeySeed {
     type Value = Cow<'de, str>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Cow<'de, str>, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Cow<'de, str>, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
@@ -522,35 +528,5 @@ mod tests {
         assert_eq!(f16_to_f64(0x0001), 2f64.powi(-24));
         assert!(f16_to_f64(0x7e00).is_nan());
         assert_eq!(f16_to_f64(0x7c00), f64::INFINITY);
-    }
-}
-
-#[cfg(test)]
-mod tmp_bench {
-    #[test]
-    #[ignore]
-    fn parse_only() {
-        use base64::Engine as _;
-        let rec = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 1024]);
-        let body = format!("{{\"StreamName\":\"s\",\"Records\":[{}]}}", (0..500).map(|i| format!("{{\"Data\":\"{rec}\",\"PartitionKey\":\"pk{i}\"}}")).collect::<Vec<_>>().join(","));
-        let t = std::time::Instant::now();
-        for _ in 0..200 { std::hint::black_box(super::parse_json(body.as_bytes())); }
-        println!("parse_json {:?}", t.elapsed() / 200);
-        let t = std::time::Instant::now();
-        for _ in 0..200 { for _ in 0..500 { std::hint::black_box(base64::engine::general_purpose::STANDARD.decode(&rec).ok()); } }
-        println!("b64 {:?}", t.elapsed() / 200);
-        let t = std::time::Instant::now();
-        for _ in 0..200 { std::hint::black_box(serde_json::from_slice::<serde::de::IgnoredAny>(body.as_bytes()).ok()); }
-        println!("ignored {:?}", t.elapsed() / 200);
-        let t = std::time::Instant::now();
-        for _ in 0..200 { std::hint::black_box(serde_json::from_slice::<serde_json::Value>(body.as_bytes()).ok()); }
-        println!("value {:?}", t.elapsed() / 200);
-        let one = format!("\"{}\"", "A".repeat(700_000));
-        let t = std::time::Instant::now();
-        for _ in 0..200 { std::hint::black_box(serde_json::from_str::<&str>(&one).ok()); }
-        println!("one str {:?}", t.elapsed() / 200);
-        let t = std::time::Instant::now();
-        for _ in 0..200 { std::hint::black_box(std::str::from_utf8(one.as_bytes()).ok()); }
-        println!("utf8 {:?}", t.elapsed() / 200);
     }
 }

@@ -27,9 +27,17 @@ fn time<T>(label: &str, bytes: usize, iterations: u32, mut f: impl FnMut() -> T)
 #[ignore = "benchmark"]
 fn hot_paths() {
     let records: Vec<V> = (0..500)
-        .map(|i| map(vec![("Data", V::Blob(vec![i as u8; 1024])), ("PartitionKey", s(&format!("partition-key-{i}")))]))
+        .map(|i| {
+            map(vec![
+                ("Data", V::Blob(vec![i as u8; 1024])),
+                ("PartitionKey", s(&format!("partition-key-{i}"))),
+            ])
+        })
         .collect();
-    let request = map(vec![("StreamName", s("bench")), ("Records", V::List(records))]);
+    let request = map(vec![
+        ("StreamName", s("bench")),
+        ("Records", V::List(records)),
+    ]);
     let json = to_json(&request).to_string().into_bytes();
     let cbor = to_java_cbor(&request);
     time("decode PutRecords 500x1KiB JSON", json.len(), 200, || {
@@ -43,7 +51,9 @@ fn hot_paths() {
     let output = GetRecordsOutput {
         records: (0..10_000)
             .map(|i| Record {
-                sequence_number: format!("4959033827149025660855969253836157109592157598913658{i:04}"),
+                sequence_number: format!(
+                    "4959033827149025660855969253836157109592157598913658{i:04}"
+                ),
                 approximate_arrival_timestamp: 1_700_000_000_000 + i,
                 data: data.clone(),
                 partition_key: format!("partition-key-{i}"),

@@ -8,7 +8,8 @@ use ciborium::Value as C;
 use kinesin_engine::api::*;
 use kinesin_engine::api_ops::*;
 use kinesin_wire::{
-    decode_request, encode_engine_error, encode_response, encode_wire_error, Protocol, Request, Response, WireError,
+    decode_request, encode_engine_error, encode_response, encode_wire_error, Protocol, Request,
+    Response, WireError,
 };
 
 const ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/s1";
@@ -66,8 +67,15 @@ fn put_record_and_put_records() {
         json(&r),
         r#"{"ShardId":"shardId-000000000000","SequenceNumber":"49647888802562419836923936470999665672519603631991816194"}"#
     );
-    let r = Response::PutRecord(PutRecordOutput { shard_id: "s".into(), sequence_number: "1".into(), encryption_type: Some(EncryptionType::Kms) });
-    assert_eq!(json(&r), r#"{"ShardId":"s","SequenceNumber":"1","EncryptionType":"KMS"}"#);
+    let r = Response::PutRecord(PutRecordOutput {
+        shard_id: "s".into(),
+        sequence_number: "1".into(),
+        encryption_type: Some(EncryptionType::Kms),
+    });
+    assert_eq!(
+        json(&r),
+        r#"{"ShardId":"s","SequenceNumber":"1","EncryptionType":"KMS"}"#
+    );
 
     let r = Response::PutRecords(PutRecordsOutput {
         failed_record_count: 1,
@@ -86,7 +94,11 @@ fn put_record_and_put_records() {
     );
     let c = cbor(&r);
     assert_eq!(get(&c, "FailedRecordCount"), &C::Integer(1.into()));
-    let r = Response::PutRecords(PutRecordsOutput { failed_record_count: 0, records: vec![], encryption_type: None });
+    let r = Response::PutRecords(PutRecordsOutput {
+        failed_record_count: 0,
+        records: vec![],
+        encryption_type: None,
+    });
     assert_eq!(json(&r), r#"{"FailedRecordCount":0,"Records":[]}"#);
 }
 
@@ -111,12 +123,18 @@ fn get_records_json() {
             ChildShard {
                 shard_id: "shardId-000000000001".into(),
                 parent_shards: vec!["shardId-000000000000".into()],
-                hash_key_range: HashKeyRange { starting_hash_key: 0, ending_hash_key: (1u128 << 127) - 1 },
+                hash_key_range: HashKeyRange {
+                    starting_hash_key: 0,
+                    ending_hash_key: (1u128 << 127) - 1,
+                },
             },
             ChildShard {
                 shard_id: "shardId-000000000002".into(),
                 parent_shards: vec!["shardId-000000000000".into()],
-                hash_key_range: HashKeyRange { starting_hash_key: 1u128 << 127, ending_hash_key: u128::MAX },
+                hash_key_range: HashKeyRange {
+                    starting_hash_key: 1u128 << 127,
+                    ending_hash_key: u128::MAX,
+                },
             },
         ]),
     });
@@ -134,16 +152,24 @@ fn get_records_json() {
 #[test]
 fn get_records_cbor() {
     let r = Response::GetRecords(GetRecordsOutput {
-        records: vec![Record { encryption_type: Some(EncryptionType::Kms), ..record("7", 1_700_000_000_123, &[0, 1, 255], "k") }],
+        records: vec![Record {
+            encryption_type: Some(EncryptionType::Kms),
+            ..record("7", 1_700_000_000_123, &[0, 1, 255], "k")
+        }],
         next_shard_iterator: None,
         millis_behind_latest: 5,
         child_shards: Some(vec![]),
     });
     let c = cbor(&r);
-    let C::Array(records) = get(&c, "Records") else { panic!() };
+    let C::Array(records) = get(&c, "Records") else {
+        panic!()
+    };
     let rec = &records[0];
     assert_eq!(get(rec, "Data"), &C::Bytes(vec![0, 1, 255]));
-    assert_eq!(get(rec, "ApproximateArrivalTimestamp"), &C::Tag(1, Box::new(C::Integer(1_700_000_000_123i64.into()))));
+    assert_eq!(
+        get(rec, "ApproximateArrivalTimestamp"),
+        &C::Tag(1, Box::new(C::Integer(1_700_000_000_123i64.into())))
+    );
     assert_eq!(get(rec, "EncryptionType"), &C::Text("KMS".into()));
     assert!(!has(&c, "NextShardIterator"));
     assert_eq!(get(&c, "MillisBehindLatest"), &C::Integer(5.into()));
@@ -181,7 +207,10 @@ fn describe_stream_summary_never_sends_stream_id() {
     assert!(!out.contains("StreamId"));
     let c = cbor(&Response::DescribeStreamSummary(summary()));
     let d = get(&c, "StreamDescriptionSummary");
-    assert_eq!(get(d, "StreamCreationTimestamp"), &C::Tag(1, Box::new(C::Integer(1_704_067_200_000i64.into()))));
+    assert_eq!(
+        get(d, "StreamCreationTimestamp"),
+        &C::Tag(1, Box::new(C::Integer(1_704_067_200_000i64.into())))
+    );
     assert!(!has(d, "StreamId"));
 }
 
@@ -197,15 +226,27 @@ fn describe_stream_with_shards() {
                 shard_id: "shardId-000000000000".into(),
                 parent_shard_id: None,
                 adjacent_parent_shard_id: None,
-                hash_key_range: HashKeyRange { starting_hash_key: 0, ending_hash_key: u128::MAX },
-                sequence_number_range: SequenceNumberRange { starting_sequence_number: "1".into(), ending_sequence_number: Some("9".into()) },
+                hash_key_range: HashKeyRange {
+                    starting_hash_key: 0,
+                    ending_hash_key: u128::MAX,
+                },
+                sequence_number_range: SequenceNumberRange {
+                    starting_sequence_number: "1".into(),
+                    ending_sequence_number: Some("9".into()),
+                },
             },
             Shard {
                 shard_id: "shardId-000000000003".into(),
                 parent_shard_id: Some("shardId-000000000001".into()),
                 adjacent_parent_shard_id: Some("shardId-000000000002".into()),
-                hash_key_range: HashKeyRange { starting_hash_key: 5, ending_hash_key: 6 },
-                sequence_number_range: SequenceNumberRange { starting_sequence_number: "10".into(), ending_sequence_number: None },
+                hash_key_range: HashKeyRange {
+                    starting_hash_key: 5,
+                    ending_hash_key: 6,
+                },
+                sequence_number_range: SequenceNumberRange {
+                    starting_sequence_number: "10".into(),
+                    ending_sequence_number: None,
+                },
             },
         ],
         has_more_shards: false,
@@ -215,7 +256,8 @@ fn describe_stream_with_shards() {
         encryption_type: EncryptionType::Kms,
         key_id: Some("alias/aws/kinesis".into()),
     };
-    let out: serde_json::Value = serde_json::from_str(&json(&Response::DescribeStream(d.clone()))).expect("json");
+    let out: serde_json::Value =
+        serde_json::from_str(&json(&Response::DescribeStream(d.clone()))).expect("json");
     assert_eq!(
         out,
         serde_json::json!({"StreamDescription": {
@@ -238,7 +280,10 @@ fn describe_stream_with_shards() {
     let c = cbor(&Response::DescribeStream(d));
     let shards = get(get(&c, "StreamDescription"), "Shards");
     let C::Array(shards) = shards else { panic!() };
-    assert_eq!(get(get(&shards[0], "HashKeyRange"), "EndingHashKey"), &C::Text(u128::MAX.to_string()));
+    assert_eq!(
+        get(get(&shards[0], "HashKeyRange"), "EndingHashKey"),
+        &C::Text(u128::MAX.to_string())
+    );
 }
 
 /// Every response variant, encoded in both formats: JSON parses, CBOR parses with ciborium,
@@ -264,16 +309,40 @@ fn every_response_in_both_formats() {
                 stream_creation_timestamp: 5,
             }],
         }),
-        Response::ListShards(ListShardsOutput { shards: vec![], next_token: None }),
-        Response::GetShardIterator(GetShardIteratorOutput { shard_iterator: "it".into() }),
-        Response::ListTagsForStream(ListTagsForStreamOutput { tags: vec![Tag { key: "k".into(), value: "".into() }], has_more_tags: false }),
+        Response::ListShards(ListShardsOutput {
+            shards: vec![],
+            next_token: None,
+        }),
+        Response::GetShardIterator(GetShardIteratorOutput {
+            shard_iterator: "it".into(),
+        }),
+        Response::ListTagsForStream(ListTagsForStreamOutput {
+            tags: vec![Tag {
+                key: "k".into(),
+                value: "".into(),
+            }],
+            has_more_tags: false,
+        }),
         Response::ListTagsForResource(ListTagsForResourceOutput { tags: vec![] }),
-        Response::DescribeLimits(DescribeLimitsOutput { shard_limit: 500, open_shard_count: 1, on_demand_stream_count: 0, on_demand_stream_count_limit: 50 }),
-        Response::UpdateShardCount(UpdateShardCountOutput { stream_name: "s1".into(), current_shard_count: 1, target_shard_count: 2, stream_arn: ARN.into() }),
+        Response::DescribeLimits(DescribeLimitsOutput {
+            shard_limit: 500,
+            open_shard_count: 1,
+            on_demand_stream_count: 0,
+            on_demand_stream_count_limit: 50,
+        }),
+        Response::UpdateShardCount(UpdateShardCountOutput {
+            stream_name: "s1".into(),
+            current_shard_count: 1,
+            target_shard_count: 2,
+            stream_arn: ARN.into(),
+        }),
         Response::UpdateStreamWarmThroughput(UpdateStreamWarmThroughputOutput {
             stream_arn: ARN.into(),
             stream_name: "s1".into(),
-            warm_throughput: Some(WarmThroughput { target_mibps: Some(10), current_mibps: None }),
+            warm_throughput: Some(WarmThroughput {
+                target_mibps: Some(10),
+                current_mibps: None,
+            }),
         }),
         Response::RegisterStreamConsumer(consumer.clone()),
         Response::DescribeStreamConsumer(ConsumerDescription {
@@ -283,14 +352,19 @@ fn every_response_in_both_formats() {
             consumer_creation_timestamp: 1,
             stream_arn: ARN.into(),
         }),
-        Response::ListStreamConsumers(ListStreamConsumersOutput { consumers: vec![consumer.clone(), consumer], next_token: Some("n".into()) }),
+        Response::ListStreamConsumers(ListStreamConsumersOutput {
+            consumers: vec![consumer.clone(), consumer],
+            next_token: Some("n".into()),
+        }),
         Response::EnhancedMonitoring(EnhancedMonitoringOutput {
             stream_name: "s1".into(),
             stream_arn: ARN.into(),
             current_shard_level_metrics: vec![],
             desired_shard_level_metrics: vec!["IncomingBytes".into()],
         }),
-        Response::GetResourcePolicy(GetResourcePolicyOutput { policy: "{\"Version\":\"2012-10-17\"}".into() }),
+        Response::GetResourcePolicy(GetResourcePolicyOutput {
+            policy: "{\"Version\":\"2012-10-17\"}".into(),
+        }),
         Response::AccountSettings(AccountSettingsOutput::default()),
         Response::AccountSettings(AccountSettingsOutput {
             minimum_throughput_billing_commitment: Some(MinimumThroughputBillingCommitment {
@@ -328,7 +402,8 @@ fn every_response_in_both_formats() {
         }
     }
     for r in &responses {
-        let j: serde_json::Value = serde_json::from_str(&json(r)).unwrap_or_else(|e| panic!("{r:?}: {e}"));
+        let j: serde_json::Value =
+            serde_json::from_str(&json(r)).unwrap_or_else(|e| panic!("{r:?}: {e}"));
         assert!(!json(r).contains("null"), "{r:?}");
         let (mut jk, mut ck) = (Vec::new(), Vec::new());
         json_keys(&j, &mut jk);
@@ -337,7 +412,10 @@ fn every_response_in_both_formats() {
         ck.sort();
         assert_eq!(jk, ck, "{r:?}");
     }
-    assert_eq!(json(&Response::AccountSettings(AccountSettingsOutput::default())), "{}");
+    assert_eq!(
+        json(&Response::AccountSettings(AccountSettingsOutput::default())),
+        "{}"
+    );
     assert_eq!(
         json(&responses[7]),
         r#"{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s1","StreamName":"s1","WarmThroughput":{"TargetMiBps":10}}"#
@@ -350,7 +428,9 @@ fn every_response_in_both_formats() {
 
 #[test]
 fn errors() {
-    let e = kinesin_engine::Error::ResourceNotFound("Stream s2 under account 000000000000 not found.".into());
+    let e = kinesin_engine::Error::ResourceNotFound(
+        "Stream s2 under account 000000000000 not found.".into(),
+    );
     let (status, body) = encode_engine_error(Protocol::Json, &e);
     assert_eq!(status, 400);
     assert_eq!(
@@ -358,9 +438,21 @@ fn errors() {
         r#"{"__type":"ResourceNotFoundException","message":"Stream s2 under account 000000000000 not found."}"#
     );
     for (e, code, status) in [
-        (kinesin_engine::Error::ProvisionedThroughputExceeded("Rate exceeded".into()), "ProvisionedThroughputExceededException", 400),
-        (kinesin_engine::Error::LimitExceeded("x".into()), "LimitExceededException", 400),
-        (kinesin_engine::Error::InternalFailure("disk".into()), "InternalFailureException", 500),
+        (
+            kinesin_engine::Error::ProvisionedThroughputExceeded("Rate exceeded".into()),
+            "ProvisionedThroughputExceededException",
+            400,
+        ),
+        (
+            kinesin_engine::Error::LimitExceeded("x".into()),
+            "LimitExceededException",
+            400,
+        ),
+        (
+            kinesin_engine::Error::InternalFailure("disk".into()),
+            "InternalFailureException",
+            500,
+        ),
     ] {
         let (s, body) = encode_engine_error(Protocol::Cbor, &e);
         assert_eq!(s, status);
@@ -370,11 +462,20 @@ fn errors() {
     }
 
     let (status, body) = encode_wire_error(Protocol::Json, &WireError::unknown_operation());
-    assert_eq!((status, &body[..]), (400, &br#"{"__type":"UnknownOperationException"}"#[..]));
+    assert_eq!(
+        (status, &body[..]),
+        (400, &br#"{"__type":"UnknownOperationException"}"#[..])
+    );
     let (_, body) = encode_wire_error(Protocol::Json, &WireError::serialization(None));
     assert_eq!(body, br#"{"__type":"SerializationException"}"#);
-    let (_, body) = encode_wire_error(Protocol::Json, &WireError::serialization(Some("Expected null".into())));
-    assert_eq!(body, br#"{"__type":"SerializationException","Message":"Expected null"}"#);
+    let (_, body) = encode_wire_error(
+        Protocol::Json,
+        &WireError::serialization(Some("Expected null".into())),
+    );
+    assert_eq!(
+        body,
+        br#"{"__type":"SerializationException","Message":"Expected null"}"#
+    );
     let (_, body) = encode_wire_error(Protocol::Cbor, &WireError::unknown_operation());
     let mut expected = vec![0xa1, 0x66];
     expected.extend(b"__type");
@@ -382,13 +483,23 @@ fn errors() {
     expected.extend(b"UnknownOperationException");
     assert_eq!(body, expected);
     let (status, body) = encode_wire_error(Protocol::Json, &WireError::internal_failure());
-    assert_eq!((status, &body[..]), (500, &br#"{"__type":"InternalFailure"}"#[..]));
-    let e = WireError::new("MissingAuthenticationTokenException", 400, Some("Missing Authentication Token".into()));
+    assert_eq!(
+        (status, &body[..]),
+        (500, &br#"{"__type":"InternalFailure"}"#[..])
+    );
+    let e = WireError::new(
+        "MissingAuthenticationTokenException",
+        400,
+        Some("Missing Authentication Token".into()),
+    );
     let (_, body) = encode_wire_error(Protocol::Json, &e);
     assert_eq!(body, br#"{"__type":"MissingAuthenticationTokenException","message":"Missing Authentication Token"}"#);
     let e = WireError::validation("1 validation error detected: x".into());
     let (_, body) = encode_wire_error(Protocol::Json, &e);
-    assert_eq!(body, br#"{"__type":"ValidationException","message":"1 validation error detected: x"}"#);
+    assert_eq!(
+        body,
+        br#"{"__type":"ValidationException","message":"1 validation error detected: x"}"#
+    );
 }
 
 /// GetRecords output records fed back as PutRecords input entries (Data, PartitionKey), and
@@ -424,11 +535,14 @@ fn round_trips() {
                     .iter()
                     .map(|r| serde_json::json!({"Data": r["Data"], "PartitionKey": r["PartitionKey"]}))
                     .collect();
-                serde_json::to_vec(&serde_json::json!({"StreamName": "s", "Records": records})).expect("json")
+                serde_json::to_vec(&serde_json::json!({"StreamName": "s", "Records": records}))
+                    .expect("json")
             }
             Protocol::Cbor => {
                 let v: C = ciborium::from_reader(&body[..]).expect("cbor");
-                let C::Array(records) = get(&v, "Records") else { panic!() };
+                let C::Array(records) = get(&v, "Records") else {
+                    panic!()
+                };
                 let records = records
                     .iter()
                     .map(|r| {
@@ -439,12 +553,19 @@ fn round_trips() {
                     })
                     .collect();
                 let mut out = Vec::new();
-                ciborium::into_writer(&C::Map(vec![("StreamName".into(), "s".into()), ("Records".into(), C::Array(records))]), &mut out)
-                    .expect("cbor");
+                ciborium::into_writer(
+                    &C::Map(vec![
+                        ("StreamName".into(), "s".into()),
+                        ("Records".into(), C::Array(records)),
+                    ]),
+                    &mut out,
+                )
+                .expect("cbor");
                 out
             }
         };
-        let Ok(Request::PutRecords(input)) = decode_request("PutRecords", protocol, &request) else {
+        let Ok(Request::PutRecords(input)) = decode_request("PutRecords", protocol, &request)
+        else {
             panic!("{protocol:?}")
         };
         for (entry, record) in input.records.iter().zip(&out.records) {
@@ -454,7 +575,13 @@ fn round_trips() {
 
         // Timestamps: every arrival timestamp, sent back as ListShards' StreamCreationTimestamp.
         for record in &out.records {
-            let body = encode_response(protocol, &Response::GetRecords(GetRecordsOutput { records: vec![record.clone()], ..out.clone() }));
+            let body = encode_response(
+                protocol,
+                &Response::GetRecords(GetRecordsOutput {
+                    records: vec![record.clone()],
+                    ..out.clone()
+                }),
+            );
             let request = match protocol {
                 Protocol::Json => {
                     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
@@ -464,18 +591,28 @@ fn round_trips() {
                 }
                 Protocol::Cbor => {
                     let v: C = ciborium::from_reader(&body[..]).expect("cbor");
-                    let C::Array(records) = get(&v, "Records") else { panic!() };
+                    let C::Array(records) = get(&v, "Records") else {
+                        panic!()
+                    };
                     let ts = get(&records[0], "ApproximateArrivalTimestamp").clone();
                     assert!(matches!(ts, C::Tag(1, _)));
                     let mut out = Vec::new();
-                    ciborium::into_writer(&C::Map(vec![("StreamCreationTimestamp".into(), ts)]), &mut out).expect("cbor");
+                    ciborium::into_writer(
+                        &C::Map(vec![("StreamCreationTimestamp".into(), ts)]),
+                        &mut out,
+                    )
+                    .expect("cbor");
                     out
                 }
             };
-            let Ok(Request::ListShards(i)) = decode_request("ListShards", protocol, &request) else {
+            let Ok(Request::ListShards(i)) = decode_request("ListShards", protocol, &request)
+            else {
                 panic!()
             };
-            assert_eq!(i.stream_creation_timestamp, Some(record.approximate_arrival_timestamp));
+            assert_eq!(
+                i.stream_creation_timestamp,
+                Some(record.approximate_arrival_timestamp)
+            );
         }
     }
 }

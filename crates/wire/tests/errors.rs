@@ -14,21 +14,54 @@ fn unknown_operation_beats_everything() {
         for p in [Protocol::Json, Protocol::Cbor] {
             let e = decode_request("Bogus", p, body).expect_err("unknown");
             assert_eq!(e, WireError::unknown_operation());
-            assert_eq!((e.code(), e.status(), e.message()), ("UnknownOperationException", 400, None));
+            assert_eq!(
+                (e.code(), e.status(), e.message()),
+                ("UnknownOperationException", 400, None)
+            );
         }
     }
     // Case matters, as does the exact name.
-    assert!(decode_request("putRecord", Protocol::Json, b"{}").is_err_and(|e| e.code() == "UnknownOperationException"));
+    assert!(decode_request("putRecord", Protocol::Json, b"{}")
+        .is_err_and(|e| e.code() == "UnknownOperationException"));
 }
 
 #[test]
 fn malformed_bodies_are_serialization_exceptions_without_message() {
-    for body in ["", " ", "[]", "null", "\"x\"", "1", "{", "{\"a\":}", "{} {}", "{\"StreamName\":\"s\"} x", "\u{feff}{}"] {
-        assert_eq!(serialization("DescribeStreamSummary", body), None, "{body:?}");
+    for body in [
+        "",
+        " ",
+        "[]",
+        "null",
+        "\"x\"",
+        "1",
+        "{",
+        "{\"a\":}",
+        "{} {}",
+        "{\"StreamName\":\"s\"} x",
+        "\u{feff}{}",
+    ] {
+        assert_eq!(
+            serialization("DescribeStreamSummary", body),
+            None,
+            "{body:?}"
+        );
     }
-    for body in [&[][..], &[0x80], &[0x01], &[0xbf], &[0xa1, 0x01, 0x02], &[0xa0, 0xa0], &[0x62, 0xc3, 0x28]] {
-        let e = decode_request("DescribeStreamSummary", Protocol::Cbor, body).expect_err("malformed");
-        assert_eq!((e.code(), e.message()), ("SerializationException", None), "{body:?}");
+    for body in [
+        &[][..],
+        &[0x80],
+        &[0x01],
+        &[0xbf],
+        &[0xa1, 0x01, 0x02],
+        &[0xa0, 0xa0],
+        &[0x62, 0xc3, 0x28],
+    ] {
+        let e =
+            decode_request("DescribeStreamSummary", Protocol::Cbor, body).expect_err("malformed");
+        assert_eq!(
+            (e.code(), e.message()),
+            ("SerializationException", None),
+            "{body:?}"
+        );
     }
     // Deep nesting in an unknown member.
     let deep = format!("{{\"x\":{}1{}}}", "[".repeat(100), "]".repeat(100));
@@ -93,23 +126,47 @@ fn type_errors_aws() {
         let (status, out) = encode_wire_error(Protocol::Json, &e);
         assert_eq!(status, 400);
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
-        assert_eq!(v, serde_json::json!({"__type": "SerializationException", "Message": msg}));
+        assert_eq!(
+            v,
+            serde_json::json!({"__type": "SerializationException", "Message": msg})
+        );
     }
 }
 
 #[test]
 fn first_type_error_in_document_order_wins_over_validation() {
-    let e = decode_request("CreateStream", Protocol::Json, br#"{"StreamName":"a b","ShardCount":"x","Tags":true}"#)
-        .expect_err("type error");
-    assert_eq!(e.message(), Some("class java.lang.String can not be converted to an Integer"));
-    let e = decode_request("CreateStream", Protocol::Json, br#"{"Tags":true,"ShardCount":"x"}"#).expect_err("type error");
+    let e = decode_request(
+        "CreateStream",
+        Protocol::Json,
+        br#"{"StreamName":"a b","ShardCount":"x","Tags":true}"#,
+    )
+    .expect_err("type error");
+    assert_eq!(
+        e.message(),
+        Some("class java.lang.String can not be converted to an Integer")
+    );
+    let e = decode_request(
+        "CreateStream",
+        Protocol::Json,
+        br#"{"Tags":true,"ShardCount":"x"}"#,
+    )
+    .expect_err("type error");
     assert_eq!(e.message(), Some("Expected map or null"));
 }
 
 #[test]
 fn timestamp_overflow_is_a_serialization_exception() {
-    assert_eq!(serialization("ListShards", r#"{"StreamCreationTimestamp":9223372036854775807}"#), None);
-    assert_eq!(serialization("ListShards", r#"{"StreamCreationTimestamp":1e300}"#), None);
+    assert_eq!(
+        serialization(
+            "ListShards",
+            r#"{"StreamCreationTimestamp":9223372036854775807}"#
+        ),
+        None
+    );
+    assert_eq!(
+        serialization("ListShards", r#"{"StreamCreationTimestamp":1e300}"#),
+        None
+    );
 }
 
 #[test]
@@ -117,13 +174,27 @@ fn cbor_type_errors() {
     // A byte string where a string is expected; text where an integer is expected.
     let v = map(vec![("StreamName", V::Blob(vec![1]))]);
     let e = decode_cbor("DescribeStreamSummary", &v).expect_err("type");
-    assert_eq!(e.message(), Some("class [B can not be converted to an String"));
+    assert_eq!(
+        e.message(),
+        Some("class [B can not be converted to an String")
+    );
     let v = map(vec![("StreamName", s("s")), ("ShardCount", s("1"))]);
     let e = decode_cbor("CreateStream", &v).expect_err("type");
-    assert_eq!(e.message(), Some("class java.lang.String can not be converted to an Integer"));
-    let v = map(vec![("StreamName", s("s")), ("ShardId", s("0")), ("ShardIteratorType", s("LATEST")), ("Timestamp", s("x"))]);
+    assert_eq!(
+        e.message(),
+        Some("class java.lang.String can not be converted to an Integer")
+    );
+    let v = map(vec![
+        ("StreamName", s("s")),
+        ("ShardId", s("0")),
+        ("ShardIteratorType", s("LATEST")),
+        ("Timestamp", s("x")),
+    ]);
     let e = decode_cbor("GetShardIterator", &v).expect_err("type");
-    assert_eq!(e.message(), Some("class java.lang.String can not be converted to milliseconds since epoch"));
+    assert_eq!(
+        e.message(),
+        Some("class java.lang.String can not be converted to milliseconds since epoch")
+    );
 }
 
 #[test]
@@ -200,20 +271,36 @@ fn validation_blob_and_partition_key_lengths() {
         )
     );
     // The model's 10 MiB is accepted here; the engine enforces the stream's record size.
-    let v = map(vec![("StreamName", s("s")), ("PartitionKey", s("k")), ("Data", V::Blob(vec![0; 10_485_760]))]);
+    let v = map(vec![
+        ("StreamName", s("s")),
+        ("PartitionKey", s("k")),
+        ("Data", V::Blob(vec![0; 10_485_760])),
+    ]);
     assert!(decode_cbor("PutRecord", &v).is_ok());
 
     // Partition keys are measured in UTF-16 code units: 128 emoji are 256 units.
     let ok = "😀".repeat(128);
-    let v = map(vec![("StreamName", s("s")), ("PartitionKey", s(&ok)), ("Data", V::Blob(vec![]))]);
+    let v = map(vec![
+        ("StreamName", s("s")),
+        ("PartitionKey", s(&ok)),
+        ("Data", V::Blob(vec![])),
+    ]);
     assert!(decode_json("PutRecord", &v).is_ok());
     let long = format!("{ok}a");
-    let v = map(vec![("StreamName", s("s")), ("PartitionKey", s(&long)), ("Data", V::Blob(vec![]))]);
+    let v = map(vec![
+        ("StreamName", s("s")),
+        ("PartitionKey", s(&long)),
+        ("Data", V::Blob(vec![])),
+    ]);
     assert_eq!(
         validation("PutRecord", &v),
         format!("1 validation error detected: Value '{long}' at 'partitionKey' failed to satisfy constraint: Member must have length less than or equal to 256")
     );
-    let v = map(vec![("StreamName", s("s")), ("PartitionKey", s(&"é".repeat(256))), ("Data", V::Blob(vec![]))]);
+    let v = map(vec![
+        ("StreamName", s("s")),
+        ("PartitionKey", s(&"é".repeat(256))),
+        ("Data", V::Blob(vec![])),
+    ]);
     assert!(decode_json("PutRecord", &v).is_ok());
 }
 
@@ -234,7 +321,14 @@ fn validation_aws_put_records_list_paths_and_cap() {
     );
     let v = map(vec![
         ("StreamName", s("")),
-        ("Records", V::List(vec![map(vec![("PartitionKey", s("")), ("Data", V::Blob(vec![])), ("ExplicitHashKey", s(""))])])),
+        (
+            "Records",
+            V::List(vec![map(vec![
+                ("PartitionKey", s("")),
+                ("Data", V::Blob(vec![])),
+                ("ExplicitHashKey", s("")),
+            ])]),
+        ),
     ]);
     assert_eq!(
         validation("PutRecords", &v),
@@ -273,7 +367,12 @@ fn validation_aws_put_records_list_paths_and_cap() {
 
 #[test]
 fn validation_aws_get_shard_iterator_enum() {
-    let v = map(vec![("StreamName", s("")), ("ShardIteratorType", s("")), ("ShardId", s("")), ("StartingSequenceNumber", s(""))]);
+    let v = map(vec![
+        ("StreamName", s("")),
+        ("ShardIteratorType", s("")),
+        ("ShardId", s("")),
+        ("StartingSequenceNumber", s("")),
+    ]);
     assert_eq!(
         validation("GetShardIterator", &v),
         format!(
@@ -404,15 +503,24 @@ fn at_most_ten_errors_and_the_count_matches() {
         ("NextToken", s("")),
         ("ExclusiveStartShardId", s("")),
         ("MaxResults", V::Int(0)),
-        ("ShardFilter", map(vec![("Type", s("")), ("ShardId", s(""))])),
+        (
+            "ShardFilter",
+            map(vec![("Type", s("")), ("ShardId", s(""))]),
+        ),
         ("StreamARN", s("")),
         ("StreamId", s("")),
         ("StreamName", s("")),
     ]);
     let msg = validation("ListShards", &v);
-    assert!(msg.starts_with("10 validation errors detected: Value '' at 'nextToken' "), "{msg}");
+    assert!(
+        msg.starts_with("10 validation errors detected: Value '' at 'nextToken' "),
+        "{msg}"
+    );
     assert_eq!(msg.matches("; Value ").count(), 9);
     assert!(msg.ends_with("Value '' at 'streamId' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-z0-9]{20}-[a-z0-9]{3}"), "{msg}");
     let one = validation("DescribeStream", &map(vec![("Limit", V::Int(0))]));
-    assert!(one.starts_with("1 validation error detected: Value '0' at 'limit'"), "{one}");
+    assert!(
+        one.starts_with("1 validation error detected: Value '0' at 'limit'"),
+        "{one}"
+    );
 }

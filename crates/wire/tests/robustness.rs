@@ -9,15 +9,54 @@ use proptest::prelude::*;
 
 /// Member names that appear in Kinesis inputs, so that random trees reach the typed decoder.
 const NAMES: &[&str] = &[
-    "StreamName", "StreamARN", "StreamId", "Records", "Data", "PartitionKey", "ExplicitHashKey",
-    "SequenceNumberForOrdering", "Tags", "TagKeys", "ShardCount", "StreamModeDetails", "StreamMode",
-    "Timestamp", "StreamCreationTimestamp", "ShardFilter", "Type", "ShardId", "StartingPosition",
-    "SequenceNumber", "Limit", "MaxResults", "NextToken", "ShardLevelMetrics", "EnforceConsumerDeletion",
-    "MinimumThroughputBillingCommitment", "Status", "ShardIterator", "ShardIteratorType",
-    "StartingSequenceNumber", "ConsumerARN", "ConsumerName", "ResourceARN", "Policy", "KeyId",
-    "EncryptionType", "RetentionPeriodHours", "TargetShardCount", "ScalingType", "ShardToSplit",
-    "NewStartingHashKey", "ShardToMerge", "AdjacentShardToMerge", "WarmThroughputMiBps",
-    "MaxRecordSizeInKiB", "ExclusiveStartShardId", "ExclusiveStartStreamName", "ExclusiveStartTagKey",
+    "StreamName",
+    "StreamARN",
+    "StreamId",
+    "Records",
+    "Data",
+    "PartitionKey",
+    "ExplicitHashKey",
+    "SequenceNumberForOrdering",
+    "Tags",
+    "TagKeys",
+    "ShardCount",
+    "StreamModeDetails",
+    "StreamMode",
+    "Timestamp",
+    "StreamCreationTimestamp",
+    "ShardFilter",
+    "Type",
+    "ShardId",
+    "StartingPosition",
+    "SequenceNumber",
+    "Limit",
+    "MaxResults",
+    "NextToken",
+    "ShardLevelMetrics",
+    "EnforceConsumerDeletion",
+    "MinimumThroughputBillingCommitment",
+    "Status",
+    "ShardIterator",
+    "ShardIteratorType",
+    "StartingSequenceNumber",
+    "ConsumerARN",
+    "ConsumerName",
+    "ResourceARN",
+    "Policy",
+    "KeyId",
+    "EncryptionType",
+    "RetentionPeriodHours",
+    "TargetShardCount",
+    "ScalingType",
+    "ShardToSplit",
+    "NewStartingHashKey",
+    "ShardToMerge",
+    "AdjacentShardToMerge",
+    "WarmThroughputMiBps",
+    "MaxRecordSizeInKiB",
+    "ExclusiveStartShardId",
+    "ExclusiveStartStreamName",
+    "ExclusiveStartTagKey",
     "x",
 ];
 
@@ -50,17 +89,34 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         any::<bool>().prop_map(J::Bool),
         any::<i64>().prop_map(J::from),
         any::<u64>().prop_map(J::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(J::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(J::from),
         "[a-zA-Z0-9+/=_.:-]{0,12}".prop_map(J::String),
         any::<String>().prop_map(J::String),
-        prop::sample::select(vec!["", "0", "LATEST", "ON_DEMAND", "ALL", "KMS", "aGk=", "arn:aws:kinesis:us-east-1:123456789012:stream/s"])
-            .prop_map(|s| J::String(s.to_owned())),
+        prop::sample::select(vec![
+            "",
+            "0",
+            "LATEST",
+            "ON_DEMAND",
+            "ALL",
+            "KMS",
+            "aGk=",
+            "arn:aws:kinesis:us-east-1:123456789012:stream/s"
+        ])
+        .prop_map(|s| J::String(s.to_owned())),
     ];
     leaf.prop_recursive(6, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(J::Array),
-            prop::collection::vec((prop::sample::select(NAMES), inner), 0..8)
-                .prop_map(|entries| J::Object(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            prop::collection::vec((prop::sample::select(NAMES), inner), 0..8).prop_map(|entries| {
+                J::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                )
+            }),
         ]
     })
 }
@@ -75,13 +131,20 @@ fn cbor_value() -> impl Strategy<Value = ciborium::Value> {
         any::<f64>().prop_map(C::Float),
         any::<String>().prop_map(C::Text),
         prop::collection::vec(any::<u8>(), 0..16).prop_map(C::Bytes),
-        prop::sample::select(vec!["", "0", "LATEST", "aGk=", "x"]).prop_map(|s| C::Text(s.to_owned())),
+        prop::sample::select(vec!["", "0", "LATEST", "aGk=", "x"])
+            .prop_map(|s| C::Text(s.to_owned())),
     ];
     leaf.prop_recursive(6, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(C::Array),
-            prop::collection::vec((prop::sample::select(NAMES), inner.clone()), 0..8)
-                .prop_map(|entries| C::Map(entries.into_iter().map(|(k, v)| (C::Text(k.to_owned()), v)).collect())),
+            prop::collection::vec((prop::sample::select(NAMES), inner.clone()), 0..8).prop_map(
+                |entries| C::Map(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (C::Text(k.to_owned()), v))
+                        .collect()
+                )
+            ),
             (any::<u64>(), inner).prop_map(|(t, v)| C::Tag(t, Box::new(v))),
         ]
     })
@@ -177,7 +240,10 @@ fn hostile_sizes_are_refused_quickly() {
     for body in [
         &[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..],
         &[0xba, 0xff, 0xff, 0xff, 0xff, 0x61, b'a', 0x00],
-        &[0xa1, 0x64, b'D', b'a', b't', b'a', 0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        &[
+            0xa1, 0x64, b'D', b'a', b't', b'a', 0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff,
+        ],
     ] {
         check_all(Protocol::Cbor, body);
     }

@@ -32,7 +32,11 @@ pub fn map(entries: Vec<(&'static str, V)>) -> V {
 pub fn to_json(v: &V) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
-        V::Map(e) => J::Object(e.iter().map(|(k, v)| ((*k).to_owned(), to_json(v))).collect()),
+        V::Map(e) => J::Object(
+            e.iter()
+                .map(|(k, v)| ((*k).to_owned(), to_json(v)))
+                .collect(),
+        ),
         V::List(items) => J::Array(items.iter().map(to_json).collect()),
         V::Str(s) => J::String(s.clone()),
         V::Blob(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
@@ -135,7 +139,11 @@ pub fn decode_both(op: &str, v: &V) -> Request {
         (Ok(j), Ok(c)) => (j, c),
         other => panic!("{op}: decoding failed: {other:?}"),
     };
-    assert_eq!(format!("{json:?}"), format!("{cbor:?}"), "{op}: JSON and CBOR disagree");
+    assert_eq!(
+        format!("{json:?}"),
+        format!("{cbor:?}"),
+        "{op}: JSON and CBOR disagree"
+    );
     assert_eq!(json.operation(), op);
     json
 }
