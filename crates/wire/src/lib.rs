@@ -4,10 +4,28 @@
 //! Kinesis model (type errors -> SerializationException, constraint violations ->
 //! ValidationException with coral's exact texts), and encodes engine outputs and errors.
 //!
-//! Decoding is three steps over one generic value tree ([`value`]): the body is parsed (bounded
-//! depth and size, borrowing strings from the body), converted member by member to the modeled
-//! types ([`model`], first type error wins, in document order), then checked against every model
-//! constraint (all violations, at most 10, in coral's order) before the engine input is built.
+//! Decoding is three steps over one generic value tree (`value.rs`): the body is parsed (depth
+//! at most 32, at most 250,000 values, strings borrowed from the body, no length in the body
+//! trusted for preallocation), converted member by member to the modeled types (`model.rs`;
+//! the first type error in document order wins), then checked against every model constraint
+//! (all violations, at most 10, in coral's order) before the engine input is built.
+//!
+//! Choices where AWS's behaviour is not pinned down (see also `model.rs`):
+//! - JSON timestamps are epoch seconds (integer or fractional, rounded to the millisecond); CBOR
+//!   timestamps are epoch milliseconds whether tagged (tag 1) or not, integer or float.
+//! - Out-of-range timestamps, malformed bodies, bodies that are not a single object/map and
+//!   empty bodies are `SerializationException` without a message.
+//! - Integers: floats are truncated, then values clamped to Java's `int` range.
+//! - Booleans accept `true/false/yes/no/1/0` strings (any case) and doubles, as coral does.
+//! - A CBOR byte string where another type is expected is reported as `class [B ...` (Java's
+//!   `byte[]`); other type-error texts are the JSON ones, for both formats.
+//! - Violations of list-element and map key/value constraints are reported once for the whole
+//!   collection: `Member must satisfy constraint: [...]`, `Map keys must satisfy constraint:
+//!   [...]`, `Map value must satisfy constraint: [...]`, listing the element's constraints
+//!   (max length, min length, pattern, enum). Lists of structures are validated element by
+//!   element with paths like `records.1.member.partitionKey`.
+//! - The CBOR parser is our own rather than ciborium's: it borrows from the body, accepts
+//!   indefinite lengths and tags anywhere, and bounds depth and allocations.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -349,4 +367,59 @@ pub fn encode_wire_error(protocol: Protocol, error: &WireError) -> (u16, Vec<u8>
         s.error(error.code(), error.message_key(), error.message())
     });
     (error.status(), body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        for (ct, p) in [
+            ("application/x-amz-json-1.1", Some(Protocol::Json)),
+            (
+                "Application/X-Amz-JSON-1.1; charset=utf-8",
+                Some(Protocol::Json),
+            ),
+            (" application/x-amz-cbor-1.1 ", Some(Protocol::Cbor)),
+            ("application/x-amz-cbor-1.1;x=y", Some(Protocol::Cbor)),
+            ("application/json", None),
+            ("application/x-amz-json-1.0", None),
+            ("", None),
+        ] {
+            assert_eq!(Protocol::from_content_type(ct), p, "{ct}");
+        }
+        for p in [Protocol::Json, Protocol::Cbor] {
+            assert_eq!(Protocol::from_content_type(p.content_type()), Some(p));
+        }
+    }
+
+    #[test]
+    fn operation_names_match_the_table() {
+        let names: Vec<&str> = operations().collect();
+        assert_eq!(names.len(), 39);
+        // Every Request::operation() name is decodable (the variants are exhaustive by match).
+        let request = Request::DescribeLimits;
+        assert!(names.contains(&request.operation()));
+        assert!(names.contains(&Request::DescribeAccountSettings.operation()));
+    }
+
+    #[test]
+    fn wire_error_accessors() {
+        let e = WireError::serialization(Some("Expected null".into()));
+        assert_eq!(e.code(), "SerializationException");
+        assert_eq!(e.status(), 400);
+        assert_eq!(e.message(), Some("Expected null"));
+        assert_eq!(e.message_key(), "Message");
+        assert_eq!(e.to_string(), "SerializationException: Expected null");
+        let e = WireError::new("InvalidSignatureException", 403, None);
+        assert_eq!(
+            (e.code(), e.status(), e.message(), e.message_key()),
+            ("InvalidSignatureException", 403, None, "message")
+        );
+        assert_eq!(
+            WireError::unknown_operation().to_string(),
+            "UnknownOperationException"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! A compact description of the Kinesis input shapes, taken from botocore's
 //! `kinesis/2013-12-02/service-2.json` (member names, types, required flags, min/max,
-//! patterns, enums). `tests/model.rs` checks it against a dump of that model.
+//! patterns, enums). The `model_matches_botocore` test checks it against a dump of that model
+//! (`tests/fixtures/kinesis-inputs.txt`, made by `tests/fixtures/gen_model_dump.py`).
 //!
 //! Member order within a structure is the order coral reports validation errors in. Where real
 //! Kinesis has been observed (kinesalite's tests, recorded against AWS), that order is used:
