@@ -178,7 +178,7 @@ async fn spawn_server(durability: &str) -> anyhow::Result<(Spawned, SocketAddr, 
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let child = std::process::Command::new(exe)
-        .args(["serve", "--listen", &addr.to_string(), "--durability", durability])
+        .args(["serve", "--no-throttle", "--listen", &addr.to_string(), "--durability", durability])
         .arg("--data-dir")
         .arg(&dir)
         .stdout(std::process::Stdio::null())

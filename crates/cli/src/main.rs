@@ -56,6 +56,17 @@ struct ServeArgs {
     /// Open shards allowed per account (reported by DescribeLimits).
     #[arg(long, env = "KINESIN_SHARD_LIMIT", default_value_t = 1000)]
     shard_limit: i64,
+    /// Per-shard write limit of provisioned streams: BYTES_PER_SEC[,RECORDS_PER_SEC]
+    /// (suffixes KiB, MiB). The default is AWS's: 1 MiB/s and 1000 records/s.
+    #[arg(long, env = "KINESIN_SHARD_WRITE_LIMIT", default_value = "1MiB,1000")]
+    shard_write_limit: String,
+    /// Per-shard read limit of provisioned streams: BYTES_PER_SEC[,GETRECORDS_CALLS_PER_SEC].
+    /// The default is AWS's: 2 MiB/s and 5 calls/s.
+    #[arg(long, env = "KINESIN_SHARD_READ_LIMIT", default_value = "2MiB,5")]
+    shard_read_limit: String,
+    /// Switch per-shard throughput limits off (for raw speed when self-hosting).
+    #[arg(long, env = "KINESIN_NO_THROTTLE")]
+    no_throttle: bool,
     /// Most client connections served at once.
     #[arg(long, env = "KINESIN_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
@@ -76,6 +87,40 @@ fn parse_durability(s: &str) -> anyhow::Result<Durability> {
             None => bail!("--durability must be fsync, interval=MS or none, not {s:?}"),
         },
     }
+}
+
+/// `1MiB`, `512KiB`, `1048576` -> bytes.
+fn parse_bytes(s: &str) -> anyhow::Result<f64> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("MiB") {
+        (n, 1024.0 * 1024.0)
+    } else if let Some(n) = s.strip_suffix("KiB") {
+        (n, 1024.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num.trim().parse().with_context(|| format!("not a size: {s:?}"))?;
+    if !(v > 0.0 && v.is_finite()) {
+        bail!("a limit must be positive: {s:?}");
+    }
+    Ok(v * mult)
+}
+
+/// `BYTES[,COUNT]` -> (bytes per second, count per second).
+fn parse_limit(s: &str, default_count: f64) -> anyhow::Result<(f64, f64)> {
+    let mut parts = s.splitn(2, ',');
+    let bytes = parse_bytes(parts.next().unwrap_or_default())?;
+    let count = match parts.next() {
+        Some(c) => {
+            let v: f64 = c.trim().parse().with_context(|| format!("not a number: {c:?}"))?;
+            if !(v > 0.0 && v.is_finite()) {
+                bail!("a limit must be positive: {c:?}");
+            }
+            v
+        }
+        None => default_count,
+    };
+    Ok((bytes, count))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -108,6 +153,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     cfg.delete_stream_delay = Duration::from_millis(args.delete_stream_delay_ms);
     cfg.update_stream_delay = Duration::from_millis(args.update_stream_delay_ms);
     cfg.shard_limit = args.shard_limit;
+    cfg.shard_limits = if args.no_throttle {
+        None
+    } else {
+        let (wb, wr) = parse_limit(&args.shard_write_limit, 1000.0)?;
+        let (rb, rc) = parse_limit(&args.shard_read_limit, 5.0)?;
+        Some(kinesin_engine::throttle::ShardLimits {
+            write_bytes_per_sec: wb,
+            write_records_per_sec: wr,
+            read_bytes_per_sec: rb,
+            read_calls_per_sec: rc,
+        })
+    };
     let engine = Engine::open(cfg)
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)

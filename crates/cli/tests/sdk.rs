@@ -468,7 +468,7 @@ fn records_survive_restart() {
 /// number.
 #[test]
 fn acknowledged_records_survive_kill_9() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::start(&["--no-throttle"]);
     let rt = rt();
     let client = server.client();
     rt.block_on(create(&client, "crash", 4));

@@ -1,6 +1,6 @@
 //! The engine: streams and their shards over the shared log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +14,12 @@ use crate::hashkey::{even_range, parse_hash_key, partition_hash};
 use crate::meta::{stream_key, MetaStore, ShardMeta, StreamMeta};
 use crate::names::{java_date, parse_shard_id, parse_stream_arn, shard_id, stream_arn};
 use crate::seqnum::{SeqNum, MAX_COUNTER};
+use crate::throttle::{ShardBuckets, ShardLimits};
 use crate::token::{IteratorToken, PageToken, TokenCodec, TokenKind};
 use crate::{Error, Result};
 
 mod control;
+mod reshard;
 
 /// How long shard iterators and pagination tokens stay valid.
 pub const TOKEN_TTL_MS: i64 = 300_000;
@@ -49,6 +51,8 @@ pub struct EngineConfig {
     pub on_demand_stream_limit: i64,
     /// How often retention is enforced on the log.
     pub retention_interval: Duration,
+    /// Per-shard throughput limits of provisioned streams; `None` switches throttling off.
+    pub shard_limits: Option<ShardLimits>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -63,6 +67,7 @@ impl EngineConfig {
             shard_limit: 1000,
             on_demand_stream_limit: 50,
             retention_interval: Duration::from_secs(60),
+            shard_limits: Some(ShardLimits::default()),
             clock: Arc::new(kinesin_log::SystemClock),
         }
     }
@@ -144,7 +149,36 @@ fn parse_mode(s: &str) -> StreamMode {
     }
 }
 
-type StreamHandle = Arc<RwLock<StreamState>>;
+/// A stream as the engine holds it.
+struct Stream {
+    state: RwLock<StreamState>,
+    /// Writers hold it shared from routing until their append resolves; a reshard holds it
+    /// exclusively, so a closing shard's end position is exact and no record is routed to a
+    /// shard after it closes.
+    gate: tokio::sync::RwLock<()>,
+    /// Token buckets of the open shards, by shard index.
+    buckets: parking_lot::Mutex<HashMap<u32, ShardBuckets>>,
+}
+
+impl Stream {
+    fn new(meta: StreamMeta) -> Stream {
+        Stream {
+            state: RwLock::new(StreamState::new(meta)),
+            gate: tokio::sync::RwLock::new(()),
+            buckets: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, StreamState> {
+        self.state.read()
+    }
+
+    fn write(&self) -> parking_lot::RwLockWriteGuard<'_, StreamState> {
+        self.state.write()
+    }
+}
+
+type StreamHandle = Arc<Stream>;
 
 struct Inner {
     cfg: EngineConfig,
@@ -206,7 +240,7 @@ impl Engine {
         let log = Log::open(log_cfg, &queues)?;
         let streams = metas
             .into_iter()
-            .map(|m| (m.key(), Arc::new(RwLock::new(StreamState::new(m)))))
+            .map(|m| (m.key(), Arc::new(Stream::new(m))))
             .collect();
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -483,6 +517,7 @@ impl Engine {
             resource_policy: None,
             encryption_changes: Vec::new(),
             mode_switches: Vec::new(),
+            shard_count_updates: Vec::new(),
         };
         let retention = retention_ms(meta.retention_hours);
         for s in &meta.shards {
@@ -500,7 +535,7 @@ impl Engine {
         self.inner
             .streams
             .write()
-            .insert(key.clone(), Arc::new(RwLock::new(StreamState::new(meta))));
+            .insert(key.clone(), Arc::new(Stream::new(meta)));
         if delay > 0 {
             self.schedule_transition(key, created_ms + delay);
         }
@@ -951,8 +986,25 @@ impl Engine {
         .to_string()
     }
 
+    /// Whether per-shard limits apply to this stream (provisioned mode, throttling on).
+    fn limits_for(&self, meta: &StreamMeta) -> Option<ShardLimits> {
+        match meta.mode.as_str() {
+            "ON_DEMAND" => None,
+            _ => self.inner.cfg.shard_limits,
+        }
+    }
+
+    fn rate_exceeded(index: u32, name: &str, account: &str) -> String {
+        format!(
+            "Rate exceeded for shard {} in stream {name} under account {account}.",
+            shard_id(index)
+        )
+    }
+
     pub async fn put_record(&self, scope: &Scope, input: PutRecordInput) -> Result<PutRecordOutput> {
         let (name, handle) = self.resolve(scope, &input.stream)?;
+        // Held until the append resolves, so a reshard cannot close the shard under us.
+        let _gate = handle.gate.read().await;
         let (shard, entry, encryption) = {
             let st = handle.read();
             let max = Self::writable(&st, &name, &scope.account)?;
@@ -973,6 +1025,20 @@ impl Engine {
                 .route(hash)
                 .cloned()
                 .ok_or_else(|| not_found(&name, &scope.account))?;
+            if let Some(limits) = self.limits_for(&st.meta) {
+                let t = now(&self.inner);
+                let mut buckets = handle.buckets.lock();
+                let b = buckets
+                    .entry(shard.index)
+                    .or_insert_with(|| ShardBuckets::new(&limits, t));
+                if !b.try_write(size, t) {
+                    return Err(Error::ProvisionedThroughputExceeded(Self::rate_exceeded(
+                        shard.index,
+                        &name,
+                        &scope.account,
+                    )));
+                }
+            }
             let entry = AppendEntry {
                 queue: shard.queue,
                 partition_key: Bytes::from(input.partition_key.into_bytes()),
@@ -998,7 +1064,10 @@ impl Engine {
 
     pub async fn put_records(&self, scope: &Scope, input: PutRecordsInput) -> Result<PutRecordsOutput> {
         let (name, handle) = self.resolve(scope, &input.stream)?;
-        let mut shards: Vec<(u32, i64)> = Vec::with_capacity(input.records.len());
+        let _gate = handle.gate.read().await;
+        // Per entry: the shard it goes to (index, creation ms) or the throttling message.
+        let mut slots: Vec<std::result::Result<(u32, i64), String>> =
+            Vec::with_capacity(input.records.len());
         let mut entries = Vec::with_capacity(input.records.len());
         let encryption = {
             let st = handle.read();
@@ -1017,12 +1086,28 @@ impl Engine {
                     PUT_RECORDS_MAX_BYTES >> 20
                 )));
             }
-            for r in input.records {
+            let mut routed = Vec::with_capacity(input.records.len());
+            for r in &input.records {
                 let hash = Self::hash_for(&r.partition_key, r.explicit_hash_key.as_deref())?;
                 let shard = st
                     .route(hash)
                     .ok_or_else(|| not_found(&name, &scope.account))?;
-                shards.push((shard.index, shard.created_ms));
+                routed.push(shard);
+            }
+            let limits = self.limits_for(&st.meta);
+            let t = now(&self.inner);
+            let mut buckets = limits.map(|_| handle.buckets.lock());
+            for (r, shard) in input.records.into_iter().zip(routed) {
+                if let (Some(limits), Some(buckets)) = (&limits, buckets.as_mut()) {
+                    let b = buckets
+                        .entry(shard.index)
+                        .or_insert_with(|| ShardBuckets::new(limits, t));
+                    if !b.try_write(r.data.len() + r.partition_key.len(), t) {
+                        slots.push(Err(Self::rate_exceeded(shard.index, &name, &scope.account)));
+                        continue;
+                    }
+                }
+                slots.push(Ok((shard.index, shard.created_ms)));
                 entries.push(AppendEntry {
                     queue: shard.queue,
                     partition_key: Bytes::from(r.partition_key.into_bytes()),
@@ -1031,28 +1116,50 @@ impl Engine {
             }
             encryption_of(&st.meta)
         };
-        let appended = self
-            .inner
-            .log
-            .append(entries)
-            .await
-            .map_err(log_error)?;
-        let records = shards
-            .iter()
-            .zip(appended.iter())
-            .map(|(&(index, created_ms), a)| PutRecordsResultEntry::Ok {
-                shard_id: shard_id(index),
-                sequence_number: SeqNum {
-                    shard_created_secs: (created_ms / 1000) as u64,
-                    counter: a.position,
-                    arrival_secs: (a.arrival_ms / 1000) as u64,
-                    shard_index: index,
+        let appended = if entries.is_empty() {
+            Vec::new()
+        } else {
+            self.inner
+                .log
+                .append(entries)
+                .await
+                .map_err(log_error)?
+        };
+        let mut appended = appended.into_iter();
+        let mut failed = 0;
+        let records = slots
+            .into_iter()
+            .map(|slot| match slot {
+                Ok((index, created_ms)) => match appended.next() {
+                    Some(a) => PutRecordsResultEntry::Ok {
+                        shard_id: shard_id(index),
+                        sequence_number: SeqNum {
+                            shard_created_secs: (created_ms / 1000) as u64,
+                            counter: a.position,
+                            arrival_secs: (a.arrival_ms / 1000) as u64,
+                            shard_index: index,
+                        }
+                        .to_string(),
+                    },
+                    None => {
+                        failed += 1;
+                        PutRecordsResultEntry::Failed {
+                            error_code: "InternalFailure".into(),
+                            error_message: "Internal service failure.".into(),
+                        }
+                    }
+                },
+                Err(message) => {
+                    failed += 1;
+                    PutRecordsResultEntry::Failed {
+                        error_code: "ProvisionedThroughputExceededException".into(),
+                        error_message: message,
+                    }
                 }
-                .to_string(),
             })
             .collect();
         Ok(PutRecordsOutput {
-            failed_record_count: 0,
+            failed_record_count: failed,
             records,
             encryption_type: encryption,
         })
@@ -1176,7 +1283,7 @@ impl Engine {
             .get(&key)
             .cloned()
             .ok_or_else(|| not_found(&it.stream_name, &it.account))?;
-        let (shard, children, encryption) = {
+        let (shard, children, encryption, limits) = {
             let st = handle.read();
             if st.meta.created_ms != it.stream_created_ms {
                 return Err(not_found(&it.stream_name, &it.account));
@@ -1208,8 +1315,21 @@ impl Engine {
                     },
                 })
                 .collect();
-            (shard, children, encryption_of(&st.meta))
+            (shard, children, encryption_of(&st.meta), self.limits_for(&st.meta))
         };
+        if let Some(limits) = &limits {
+            let mut buckets = handle.buckets.lock();
+            let b = buckets
+                .entry(shard.index)
+                .or_insert_with(|| ShardBuckets::new(limits, t));
+            if !b.try_read_call(t) {
+                return Err(Error::ProvisionedThroughputExceeded(Self::rate_exceeded(
+                    shard.index,
+                    &it.stream_name,
+                    &it.account,
+                )));
+            }
+        }
         let limit = input
             .limit
             .map(|l| l.clamp(1, GET_RECORDS_MAX_RECORDS as i64) as usize)
@@ -1219,6 +1339,16 @@ impl Engine {
             .log
             .read(shard.queue, it.position, limit, GET_RECORDS_MAX_BYTES)
             .map_err(log_error)?;
+        if limits.is_some() {
+            let bytes: usize = batch
+                .records
+                .iter()
+                .map(|r| r.data.len() + r.partition_key.len())
+                .sum();
+            if let Some(b) = handle.buckets.lock().get_mut(&shard.index) {
+                b.charge_read(bytes);
+            }
+        }
         let bounds = self.inner.log.bounds(shard.queue).map_err(log_error)?;
         let millis_behind = if batch.next >= bounds.next {
             0

@@ -12,6 +12,7 @@ pub mod hashkey;
 mod meta;
 pub mod names;
 pub mod seqnum;
+pub mod throttle;
 mod token;
 
 pub use engine::*;

@@ -45,6 +45,9 @@ pub struct StreamMeta {
     /// When UpdateStreamMode succeeded (rolling 24 h limit).
     #[serde(default)]
     pub mode_switches: Vec<i64>,
+    /// When UpdateShardCount succeeded (rolling 24 h limit).
+    #[serde(default)]
+    pub shard_count_updates: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -99,10 +99,18 @@ pub async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -> Resul
         Request::UpdateAccountSettings(i) => {
             Response::AccountSettings(engine.update_account_settings(scope, i).await?)
         }
-        other @ (Request::SplitShard(_)
-        | Request::MergeShards(_)
-        | Request::UpdateShardCount(_)
-        | Request::RegisterStreamConsumer(_)
+        Request::SplitShard(i) => {
+            engine.split_shard(scope, i).await?;
+            Response::Empty
+        }
+        Request::MergeShards(i) => {
+            engine.merge_shards(scope, i).await?;
+            Response::Empty
+        }
+        Request::UpdateShardCount(i) => {
+            Response::UpdateShardCount(engine.update_shard_count(scope, i).await?)
+        }
+        other @ (Request::RegisterStreamConsumer(_)
         | Request::DescribeStreamConsumer(_)
         | Request::ListStreamConsumers(_)
         | Request::DeregisterStreamConsumer(_)
@@ -110,7 +118,7 @@ pub async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -> Resul
     })
 }
 
-/// Operations whose engine side is not built yet (resharding, enhanced fan-out) say so plainly
+/// Operations whose engine side is not built yet (enhanced fan-out) say so plainly
 /// rather than pretending to succeed.
 fn unsupported(op: &str) -> Error {
     Error::InvalidArgument(format!("{op} is not supported by this Kinesin server yet."))
