@@ -67,6 +67,13 @@ struct ServeArgs {
     /// Switch per-shard throughput limits off (for raw speed when self-hosting).
     #[arg(long, env = "KINESIN_NO_THROTTLE")]
     no_throttle: bool,
+    /// How often on-demand streams are resized from their observed write throughput.
+    #[arg(long, env = "KINESIN_ON_DEMAND_SCALE_INTERVAL_MS", default_value_t = 60_000)]
+    on_demand_scale_interval_ms: u64,
+    /// How long an on-demand stream's peak write throughput is remembered (scale-down waits
+    /// for half of it).
+    #[arg(long, env = "KINESIN_ON_DEMAND_WINDOW_MS", default_value_t = 900_000)]
+    on_demand_window_ms: u64,
     /// Most client connections served at once.
     #[arg(long, env = "KINESIN_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
@@ -153,6 +160,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     cfg.delete_stream_delay = Duration::from_millis(args.delete_stream_delay_ms);
     cfg.update_stream_delay = Duration::from_millis(args.update_stream_delay_ms);
     cfg.shard_limit = args.shard_limit;
+    cfg.on_demand_scale_interval = Duration::from_millis(args.on_demand_scale_interval_ms.max(10));
+    cfg.on_demand_window = Duration::from_millis(args.on_demand_window_ms.max(10));
     cfg.shard_limits = if args.no_throttle {
         None
     } else {

@@ -20,6 +20,7 @@ use crate::{Error, Result};
 
 mod control;
 mod reshard;
+mod scaling;
 
 /// How long shard iterators and pagination tokens stay valid.
 pub const TOKEN_TTL_MS: i64 = 300_000;
@@ -53,6 +54,10 @@ pub struct EngineConfig {
     pub retention_interval: Duration,
     /// Per-shard throughput limits of provisioned streams; `None` switches throttling off.
     pub shard_limits: Option<ShardLimits>,
+    /// How often on-demand streams are considered for scaling.
+    pub on_demand_scale_interval: Duration,
+    /// How far back the peak write throughput of an on-demand stream is remembered.
+    pub on_demand_window: Duration,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -68,6 +73,8 @@ impl EngineConfig {
             on_demand_stream_limit: 50,
             retention_interval: Duration::from_secs(60),
             shard_limits: Some(ShardLimits::default()),
+            on_demand_scale_interval: Duration::from_secs(60),
+            on_demand_window: Duration::from_secs(15 * 60),
             clock: Arc::new(kinesin_log::SystemClock),
         }
     }
@@ -158,6 +165,8 @@ struct Stream {
     gate: tokio::sync::RwLock<()>,
     /// Token buckets of the open shards, by shard index.
     buckets: parking_lot::Mutex<HashMap<u32, ShardBuckets>>,
+    /// Write throughput of on-demand streams, for scaling.
+    meter: parking_lot::Mutex<scaling::WriteMeter>,
 }
 
 impl Stream {
@@ -166,6 +175,7 @@ impl Stream {
             state: RwLock::new(StreamState::new(meta)),
             gate: tokio::sync::RwLock::new(()),
             buckets: parking_lot::Mutex::new(HashMap::new()),
+            meter: parking_lot::Mutex::new(scaling::WriteMeter::default()),
         }
     }
 
@@ -254,6 +264,7 @@ impl Engine {
         };
         engine.resume_transitions();
         engine.spawn_retention();
+        engine.spawn_on_demand_scaling();
         Ok(engine)
     }
 
@@ -1039,6 +1050,9 @@ impl Engine {
                     )));
                 }
             }
+            if st.meta.mode == "ON_DEMAND" {
+                self.meter_write(&handle, shard.index, size);
+            }
             let entry = AppendEntry {
                 queue: shard.queue,
                 partition_key: Bytes::from(input.partition_key.into_bytes()),
@@ -1095,6 +1109,13 @@ impl Engine {
                 routed.push(shard);
             }
             let limits = self.limits_for(&st.meta);
+            if st.meta.mode == "ON_DEMAND" {
+                let mut m = handle.meter.lock();
+                for (r, shard) in input.records.iter().zip(&routed) {
+                    *m.bytes.entry(shard.index).or_default() +=
+                        (r.data.len() + r.partition_key.len()) as u64;
+                }
+            }
             let t = now(&self.inner);
             let mut buckets = limits.map(|_| handle.buckets.lock());
             for (r, shard) in input.records.into_iter().zip(routed) {

@@ -14,7 +14,7 @@ const DAY_MS: i64 = 86_400_000;
 const SHARD_COUNT_UPDATES_PER_DAY: usize = 10;
 
 /// Shard-map edits on a copy of the stream's metadata.
-struct Planner {
+pub(super) struct Planner {
     meta: StreamMeta,
     now_ms: i64,
     next_queue: u64,
@@ -85,7 +85,7 @@ impl Planner {
     }
 
     /// Splits `index` so the upper child starts at `key` (start < key <= end).
-    fn split(&mut self, index: u32, key: u128) -> Result<(u32, u32)> {
+    pub(super) fn split(&mut self, index: u32, key: u128) -> Result<(u32, u32)> {
         let (start, end) = self.range(index);
         self.close(index);
         let lo = self.new_shard(index, None, start, key - 1)?;
@@ -94,7 +94,7 @@ impl Planner {
     }
 
     /// Merges two hash-adjacent shards; the child's parent is `a`, its adjacent parent `b`.
-    fn merge(&mut self, a: u32, b: u32) -> Result<u32> {
+    pub(super) fn merge(&mut self, a: u32, b: u32) -> Result<u32> {
         let (sa, ea) = self.range(a);
         let (sb, eb) = self.range(b);
         self.close(a);
@@ -160,10 +160,11 @@ fn provisioned_only(op: &str, meta: &StreamMeta) -> Result<()> {
 impl Engine {
     /// Runs `plan` on the stream's metadata under the gate and publishes the result.
     /// `reserve` bounds how many new shards the plan may create.
-    async fn reshard(
+    pub(super) async fn reshard(
         &self,
         handle: &StreamHandle,
         reserve: u64,
+        by_user: bool,
         plan: impl FnOnce(&mut Planner) -> Result<()>,
     ) -> Result<()> {
         let _writers_drained = handle.gate.write().await;
@@ -210,7 +211,12 @@ impl Engine {
                 c.end_position = next;
             }
         }
-        let until = self.begin_update_delay(&mut planner.meta);
+        // A user's reshard shows UPDATING for the configured delay; on-demand scaling does not.
+        let until = if by_user {
+            self.begin_update_delay(&mut planner.meta)
+        } else {
+            None
+        };
         if let Err(e) = self.inner.meta.put_stream(&planner.meta) {
             undo(self);
             return Err(e);
@@ -301,7 +307,7 @@ impl Engine {
                 )))
             }
         };
-        self.reshard(&handle, 2, |p| p.split(shard.index, key).map(|_| ()))
+        self.reshard(&handle, 2, true, |p| p.split(shard.index, key).map(|_| ()))
             .await
     }
 
@@ -328,7 +334,7 @@ impl Engine {
                 scope.account
             )));
         }
-        self.reshard(&handle, 1, |p| p.merge(a.index, b.index).map(|_| ()))
+        self.reshard(&handle, 1, true, |p| p.merge(a.index, b.index).map(|_| ()))
             .await
     }
 
@@ -376,7 +382,7 @@ impl Engine {
         }
         let t = now(&self.inner);
         let reserve = 3 * (current as u64 + target as u64) + 2;
-        self.reshard(&handle, reserve, |p| {
+        self.reshard(&handle, reserve, true, |p| {
             p.meta.shard_count_updates = updates;
             p.meta.shard_count_updates.push(t);
             p.uniform(target as u32)
