@@ -290,3 +290,14 @@ pub struct MinimumThroughputBillingCommitment {
 pub struct AccountSettingsOutput {
     pub minimum_throughput_billing_commitment: Option<MinimumThroughputBillingCommitment>,
 }
+
+/// One `SubscribeToShardEvent` pushed to an enhanced fan-out consumer.
+#[derive(Debug, Clone)]
+pub struct SubscribeToShardEvent {
+    pub records: Vec<crate::api::Record>,
+    /// Where to resume with AFTER_SEQUENCE_NUMBER; `None` exactly at shard end.
+    pub continuation_sequence_number: Option<String>,
+    pub millis_behind_latest: i64,
+    /// Present (non-empty) exactly at shard end.
+    pub child_shards: Option<Vec<crate::api::ChildShard>>,
+}

@@ -21,6 +21,8 @@ use crate::{Error, Result};
 mod control;
 mod reshard;
 mod scaling;
+mod consumers;
+pub use consumers::Subscription;
 
 /// How long shard iterators and pagination tokens stay valid.
 pub const TOKEN_TTL_MS: i64 = 300_000;
@@ -199,6 +201,8 @@ struct Inner {
     streams: RwLock<BTreeMap<String, StreamHandle>>,
     /// Serialises control-plane mutations (create/delete/update) so quota checks hold.
     control: tokio::sync::Mutex<()>,
+    /// Live SubscribeToShard subscriptions.
+    subscriptions: parking_lot::Mutex<consumers::Subscriptions>,
 }
 
 /// The Kinesis engine. Cheap to clone.
@@ -260,9 +264,11 @@ impl Engine {
                 tokens: TokenCodec::new(key),
                 streams: RwLock::new(streams),
                 control: tokio::sync::Mutex::new(()),
+                subscriptions: parking_lot::Mutex::new(consumers::Subscriptions::default()),
             }),
         };
         engine.resume_transitions();
+        engine.resume_consumer_transitions();
         engine.spawn_retention();
         engine.spawn_on_demand_scaling();
         Ok(engine)
@@ -529,6 +535,7 @@ impl Engine {
             encryption_changes: Vec::new(),
             mode_switches: Vec::new(),
             shard_count_updates: Vec::new(),
+            consumers: Vec::new(),
         };
         let retention = retention_ms(meta.retention_hours);
         for s in &meta.shards {
@@ -555,8 +562,14 @@ impl Engine {
 
     pub async fn delete_stream(&self, scope: &Scope, input: DeleteStreamInput) -> Result<()> {
         let _guard = self.inner.control.lock().await;
-        let (_name, handle) = self.resolve(scope, &input.stream)?;
+        let (name, handle) = self.resolve(scope, &input.stream)?;
         let key = handle.read().meta.key();
+        if !input.enforce_consumer_deletion && !handle.read().meta.consumers.is_empty() {
+            return Err(Error::ResourceInUse(format!(
+                "Stream {name} under account {} has registered consumers. Deregister them or set EnforceConsumerDeletion.",
+                scope.account
+            )));
+        }
         let delay = self.inner.cfg.delete_stream_delay.as_millis() as i64;
         if delay == 0 {
             return self.remove_stream(&key, &handle);
@@ -676,7 +689,7 @@ impl Engine {
             },
             key_id: m.encryption_key_id.clone(),
             open_shard_count: st.routes.len() as i64,
-            consumer_count: 0,
+            consumer_count: Self::consumer_count(&st),
             max_record_size_kib: m.max_record_size_kib,
         })
     }
@@ -988,13 +1001,7 @@ impl Engine {
     }
 
     fn seq_string(shard: &ShardMeta, position: u64, arrival_ms: i64) -> String {
-        SeqNum {
-            shard_created_secs: (shard.created_ms / 1000) as u64,
-            counter: position,
-            arrival_secs: (arrival_ms / 1000) as u64,
-            shard_index: shard.index,
-        }
-        .to_string()
+        record_seq(shard.index, shard.created_ms, position, arrival_ms)
     }
 
     /// Whether per-shard limits apply to this stream (provisioned mode, throttling on).
@@ -1154,13 +1161,7 @@ impl Engine {
                 Ok((index, created_ms)) => match appended.next() {
                     Some(a) => PutRecordsResultEntry::Ok {
                         shard_id: shard_id(index),
-                        sequence_number: SeqNum {
-                            shard_created_secs: (created_ms / 1000) as u64,
-                            counter: a.position,
-                            arrival_secs: (a.arrival_ms / 1000) as u64,
-                            shard_index: index,
-                        }
-                        .to_string(),
+                        sequence_number: record_seq(index, created_ms, a.position, a.arrival_ms),
                     },
                     None => {
                         failed += 1;
@@ -1186,41 +1187,43 @@ impl Engine {
         })
     }
 
-    pub fn get_shard_iterator(&self, scope: &Scope, input: GetShardIteratorInput) -> Result<GetShardIteratorOutput> {
-        let (name, handle) = self.resolve(scope, &input.stream)?;
-        let st = handle.read();
-        let shard_missing = || {
-            Error::ResourceNotFound(format!(
-                "Shard {} in stream {name} under account {} does not exist",
-                input.shard_id, scope.account
-            ))
-        };
-        let index = parse_shard_id(&input.shard_id).ok_or_else(shard_missing)?;
-        let shard = st.shard(index).ok_or_else(shard_missing)?;
-        let ty = input.shard_iterator_type;
+    /// Where a reader starting at (type, sequence number, timestamp) begins in a shard, with
+    /// Kinesis's validation errors. Shared by GetShardIterator and SubscribeToShard.
+    #[allow(clippy::too_many_arguments)]
+    fn start_position(
+        &self,
+        scope: &Scope,
+        name: &str,
+        shard: &ShardMeta,
+        ty: ShardIteratorType,
+        starting_sequence_number: Option<&str>,
+        timestamp: Option<Millis>,
+        op: &str,
+    ) -> Result<u64> {
+        let index = shard.index;
         let t = now(&self.inner);
         match ty {
             ShardIteratorType::AtSequenceNumber | ShardIteratorType::AfterSequenceNumber => {
-                if input.starting_sequence_number.is_none() {
+                if starting_sequence_number.is_none() {
                     return Err(Error::InvalidArgument(format!("Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {} and no StartingSequenceNumber.", ty.as_str())));
                 }
             }
             ShardIteratorType::TrimHorizon | ShardIteratorType::Latest => {
-                if input.starting_sequence_number.is_some() {
+                if starting_sequence_number.is_some() {
                     return Err(Error::InvalidArgument(format!("Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {} and also a StartingSequenceNumber.", ty.as_str())));
                 }
             }
             ShardIteratorType::AtTimestamp => {}
         }
         let bounds = self.inner.log.bounds(shard.queue).map_err(log_error)?;
-        let position = match ty {
+        Ok(match ty {
             ShardIteratorType::TrimHorizon => bounds.trim_horizon,
             ShardIteratorType::Latest => bounds.next,
             ShardIteratorType::AtSequenceNumber | ShardIteratorType::AfterSequenceNumber => {
-                let raw = input.starting_sequence_number.as_deref().unwrap_or_default();
+                let raw = starting_sequence_number.unwrap_or_default();
                 let seq = SeqNum::parse(raw).map_err(|_| {
                     Error::InvalidArgument(format!(
-                        "StartingSequenceNumber {raw} used in GetShardIterator on shard {} in stream {name} under account {} is invalid.",
+                        "StartingSequenceNumber {raw} used in {op} on shard {} in stream {name} under account {} is invalid.",
                         shard_id(index), scope.account
                     ))
                 })?;
@@ -1233,19 +1236,15 @@ impl Engine {
                 }
                 if seq.shard_created_secs != (shard.created_ms / 1000) as u64 {
                     return Err(Error::InvalidArgument(format!(
-                        "StartingSequenceNumber {raw} used in GetShardIterator on shard {} in stream {name} under account {} is invalid because it did not come from this stream.",
+                        "StartingSequenceNumber {raw} used in {op} on shard {} in stream {name} under account {} is invalid because it did not come from this stream.",
                         shard_id(index), scope.account
                     )));
                 }
-                let p = if ty == ShardIteratorType::AfterSequenceNumber {
-                    seq.counter.saturating_add(1)
-                } else {
-                    seq.counter
-                };
-                p.max(bounds.trim_horizon)
+                position_of(seq.counter, ty == ShardIteratorType::AfterSequenceNumber)
+                    .max(bounds.trim_horizon)
             }
             ShardIteratorType::AtTimestamp => {
-                let ts = input.timestamp.ok_or_else(|| {
+                let ts = timestamp.ok_or_else(|| {
                     Error::InvalidArgument("Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.".into())
                 })?;
                 if ts > t {
@@ -1256,7 +1255,30 @@ impl Engine {
                     .seek_timestamp(shard.queue, ts)
                     .map_err(log_error)?
             }
+        })
+    }
+
+    pub fn get_shard_iterator(&self, scope: &Scope, input: GetShardIteratorInput) -> Result<GetShardIteratorOutput> {
+        let (name, handle) = self.resolve(scope, &input.stream)?;
+        let st = handle.read();
+        let shard_missing = || {
+            Error::ResourceNotFound(format!(
+                "Shard {} in stream {name} under account {} does not exist",
+                input.shard_id, scope.account
+            ))
         };
+        let index = parse_shard_id(&input.shard_id).ok_or_else(shard_missing)?;
+        let shard = st.shard(index).ok_or_else(shard_missing)?;
+        let t = now(&self.inner);
+        let position = self.start_position(
+            scope,
+            &name,
+            shard,
+            input.shard_iterator_type,
+            input.starting_sequence_number.as_deref(),
+            input.timestamp,
+            "GetShardIterator",
+        )?;
         Ok(GetShardIteratorOutput {
             shard_iterator: self.inner.tokens.encode_iterator(&IteratorToken {
                 issued_ms: t,
@@ -1317,25 +1339,7 @@ impl Engine {
                     it.account
                 ))
             })?;
-            let children: Vec<ChildShard> = st
-                .meta
-                .shards
-                .iter()
-                .filter(|c| c.parent == Some(shard.index) || c.adjacent_parent == Some(shard.index))
-                .map(|c| ChildShard {
-                    shard_id: shard_id(c.index),
-                    parent_shards: c
-                        .parent
-                        .iter()
-                        .chain(c.adjacent_parent.iter())
-                        .map(|&p| shard_id(p))
-                        .collect(),
-                    hash_key_range: HashKeyRange {
-                        starting_hash_key: hash_of(&c.start_hash),
-                        ending_hash_key: hash_of(&c.end_hash),
-                    },
-                })
-                .collect();
+            let children = children_of(&st.meta, shard.index);
             (shard, children, encryption_of(&st.meta), self.limits_for(&st.meta))
         };
         if let Some(limits) = &limits {
@@ -1523,6 +1527,50 @@ impl Engine {
                 })
                 .collect(),
         })
+    }
+}
+
+/// The shards a closed shard's records continue in, as ChildShards lists them.
+fn children_of(meta: &StreamMeta, index: u32) -> Vec<ChildShard> {
+    meta.shards
+        .iter()
+        .filter(|c| c.parent == Some(index) || c.adjacent_parent == Some(index))
+        .map(|c| ChildShard {
+            shard_id: shard_id(c.index),
+            parent_shards: c
+                .parent
+                .iter()
+                .chain(c.adjacent_parent.iter())
+                .map(|&p| shard_id(p))
+                .collect(),
+            hash_key_range: HashKeyRange {
+                starting_hash_key: hash_of(&c.start_hash),
+                ending_hash_key: hash_of(&c.end_hash),
+            },
+        })
+        .collect()
+}
+
+/// The sequence number of the record at `position`. Its counter is `position + 1`: counter 0 is
+/// the shard's StartingSequenceNumber, which sorts before every record, so "after the starting
+/// sequence number" means "from the first record", and a resume point can always be named.
+fn record_seq(shard_index: u32, shard_created_ms: i64, position: u64, arrival_ms: i64) -> String {
+    SeqNum {
+        shard_created_secs: (shard_created_ms / 1000) as u64,
+        counter: position + 1,
+        arrival_secs: (arrival_ms / 1000) as u64,
+        shard_index,
+    }
+    .to_string()
+}
+
+/// The log position a sequence number's counter names: AT the record with that counter, or
+/// AFTER it (see [`record_seq`]).
+fn position_of(counter: u64, after: bool) -> u64 {
+    if after {
+        counter
+    } else {
+        counter.saturating_sub(1)
     }
 }
 

@@ -48,6 +48,22 @@ pub struct StreamMeta {
     /// When UpdateShardCount succeeded (rolling 24 h limit).
     #[serde(default)]
     pub shard_count_updates: Vec<i64>,
+    /// Registered enhanced fan-out consumers.
+    #[serde(default)]
+    pub consumers: Vec<ConsumerMeta>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsumerMeta {
+    pub name: String,
+    pub created_ms: i64,
+    /// CREATING | ACTIVE | DELETING
+    pub status: String,
+    pub status_until_ms: i64,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub resource_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -18,6 +18,7 @@ pub enum TokenKind {
     ShardIterator = 1,
     ListStreams = 2,
     ListShards = 3,
+    ListConsumers = 4,
 }
 
 /// A shard iterator's contents.

@@ -110,16 +110,24 @@ pub async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -> Resul
         Request::UpdateShardCount(i) => {
             Response::UpdateShardCount(engine.update_shard_count(scope, i).await?)
         }
-        other @ (Request::RegisterStreamConsumer(_)
-        | Request::DescribeStreamConsumer(_)
-        | Request::ListStreamConsumers(_)
-        | Request::DeregisterStreamConsumer(_)
-        | Request::SubscribeToShard(_)) => return Err(unsupported(other.operation())),
+        Request::RegisterStreamConsumer(i) => {
+            Response::RegisterStreamConsumer(engine.register_stream_consumer(scope, i).await?)
+        }
+        Request::DescribeStreamConsumer(i) => {
+            Response::DescribeStreamConsumer(engine.describe_stream_consumer(scope, i)?)
+        }
+        Request::ListStreamConsumers(i) => {
+            Response::ListStreamConsumers(engine.list_stream_consumers(scope, i)?)
+        }
+        Request::DeregisterStreamConsumer(i) => {
+            engine.deregister_stream_consumer(scope, i).await?;
+            Response::Empty
+        }
+        // Streams its response; the server routes it before dispatch.
+        Request::SubscribeToShard(_) => {
+            return Err(Error::InternalFailure(
+                "SubscribeToShard reached the unary dispatcher.".into(),
+            ))
+        }
     })
-}
-
-/// Operations whose engine side is not built yet (enhanced fan-out) say so plainly
-/// rather than pretending to succeed.
-fn unsupported(op: &str) -> Error {
-    Error::InvalidArgument(format!("{op} is not supported by this Kinesin server yet."))
 }

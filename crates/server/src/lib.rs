@@ -6,6 +6,7 @@
 //! connection.
 
 mod auth;
+mod body;
 mod dispatch;
 
 use std::future::Future;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -65,7 +66,7 @@ struct Shared {
     cfg: ServerConfig,
 }
 
-type Body = Full<Bytes>;
+use body::Body;
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish
 /// (bounded by `shutdown_grace`).
@@ -185,7 +186,7 @@ fn extended_request_id() -> String {
 }
 
 fn raw(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(Body::full(body));
     *r.status_mut() = status;
     if let Ok(v) = HeaderValue::from_str(content_type) {
         r.headers_mut().insert(http::header::CONTENT_TYPE, v);
@@ -271,6 +272,9 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(r) => r,
         Err(e) => return wire_error(protocol, &e),
     };
+    if let kinesin_wire::Request::SubscribeToShard(input) = request {
+        return subscribe(shared, &scope, protocol, input).await;
+    }
     match dispatch::dispatch(&shared.engine, &scope, request).await {
         Ok(response) => {
             let body = kinesin_wire::encode_response(protocol, &response);
@@ -285,6 +289,57 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             )
         }
     }
+}
+
+/// Events buffered between a subscription and a slow client.
+const SUBSCRIPTION_BUFFER: usize = 4;
+
+/// SubscribeToShard: validate first (a plain error response), then stream the initial
+/// response and the events.
+async fn subscribe(
+    shared: &Shared,
+    scope: &Scope,
+    protocol: Protocol,
+    input: kinesin_engine::api_ops::SubscribeToShardInput,
+) -> Response<Body> {
+    use kinesin_wire::eventstream;
+    let mut sub = match shared.engine.subscribe_to_shard(scope, input).await {
+        Ok(s) => s,
+        Err(e) => {
+            let (status, body) = kinesin_wire::encode_engine_error(protocol, &e);
+            return raw(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                protocol.content_type(),
+                body,
+            );
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(SUBSCRIPTION_BUFFER);
+    tokio::spawn(async move {
+        if tx
+            .send(Bytes::from(eventstream::initial_response(protocol)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        while let Some(item) = sub.next_event().await {
+            let frame = match item {
+                Ok(event) => eventstream::subscribe_event(protocol, &event),
+                Err(e) => eventstream::exception(protocol, &e),
+            };
+            // The client went away: stop reading for it.
+            if tx.send(Bytes::from(frame)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut r = Response::new(Body::Stream(rx));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(eventstream::CONTENT_TYPE),
+    );
+    r
 }
 
 fn too_large() -> Response<Body> {

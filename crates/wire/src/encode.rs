@@ -681,40 +681,64 @@ fn put_records<S: Sink>(s: &mut S, o: &PutRecordsOutput) {
     s.end_struct();
 }
 
+fn record<S: Sink>(s: &mut S, r: &Record) {
+    s.begin_struct();
+    s.key("SequenceNumber");
+    s.string(&r.sequence_number);
+    s.key("ApproximateArrivalTimestamp");
+    s.timestamp(r.approximate_arrival_timestamp);
+    s.key("Data");
+    s.blob(&r.data);
+    s.key("PartitionKey");
+    s.string(&r.partition_key);
+    if let Some(e) = r.encryption_type {
+        s.key("EncryptionType");
+        s.string(e.as_str());
+    }
+    s.end_struct();
+}
+
+fn child_shards<S: Sink>(s: &mut S, children: &[ChildShard]) {
+    s.key("ChildShards");
+    list(s, children, |s, c| {
+        s.begin_struct();
+        s.key("ShardId");
+        s.string(&c.shard_id);
+        s.key("ParentShards");
+        strings(s, &c.parent_shards);
+        s.key("HashKeyRange");
+        hash_key_range(s, &c.hash_key_range);
+        s.end_struct();
+    });
+}
+
 fn get_records<S: Sink>(s: &mut S, o: &GetRecordsOutput) {
     s.begin_struct();
     s.key("Records");
-    list(s, &o.records, |s, r| {
-        s.begin_struct();
-        s.key("SequenceNumber");
-        s.string(&r.sequence_number);
-        s.key("ApproximateArrivalTimestamp");
-        s.timestamp(r.approximate_arrival_timestamp);
-        s.key("Data");
-        s.blob(&r.data);
-        s.key("PartitionKey");
-        s.string(&r.partition_key);
-        if let Some(e) = r.encryption_type {
-            s.key("EncryptionType");
-            s.string(e.as_str());
-        }
-        s.end_struct();
-    });
+    list(s, &o.records, record);
     opt_string(s, "NextShardIterator", o.next_shard_iterator.as_deref());
     s.key("MillisBehindLatest");
     s.int(o.millis_behind_latest);
     if let Some(children) = &o.child_shards {
-        s.key("ChildShards");
-        list(s, children, |s, c| {
-            s.begin_struct();
-            s.key("ShardId");
-            s.string(&c.shard_id);
-            s.key("ParentShards");
-            strings(s, &c.parent_shards);
-            s.key("HashKeyRange");
-            hash_key_range(s, &c.hash_key_range);
-            s.end_struct();
-        });
+        child_shards(s, children);
+    }
+    s.end_struct();
+}
+
+/// A `SubscribeToShardEvent` payload: the event structure itself, not wrapped.
+pub(crate) fn subscribe_event<S: Sink>(s: &mut S, e: &SubscribeToShardEvent) {
+    s.begin_struct();
+    s.key("Records");
+    list(s, &e.records, record);
+    opt_string(
+        s,
+        "ContinuationSequenceNumber",
+        e.continuation_sequence_number.as_deref(),
+    );
+    s.key("MillisBehindLatest");
+    s.int(e.millis_behind_latest);
+    if let Some(children) = &e.child_shards {
+        child_shards(s, children);
     }
     s.end_struct();
 }

@@ -35,6 +35,7 @@ use kinesin_engine::api_ops::*;
 
 mod decode;
 mod encode;
+pub mod eventstream;
 mod model;
 mod value;
 

@@ -108,6 +108,11 @@ impl Server {
     pub fn client(&self) -> aws_sdk_kinesis::Client {
         client_for(&self.endpoint(), "us-east-1")
     }
+
+    /// A client that never retries: throttling and connection errors reach the test as they are.
+    pub fn client_no_retry(&self) -> aws_sdk_kinesis::Client {
+        client_no_retry_for(&self.endpoint(), "us-east-1")
+    }
 }
 
 impl Drop for Server {
@@ -116,15 +121,25 @@ impl Drop for Server {
     }
 }
 
-pub fn client_for(endpoint: &str, region: &str) -> aws_sdk_kinesis::Client {
+fn config_for(endpoint: &str, region: &str) -> aws_sdk_kinesis::config::Builder {
     let http = aws_smithy_http_client::Builder::new().build_http();
     let creds = aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test");
-    let conf = aws_sdk_kinesis::Config::builder()
+    aws_sdk_kinesis::Config::builder()
         .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_sdk_kinesis::config::Region::new(region.to_string()))
         .credentials_provider(creds)
         .http_client(http)
+}
+
+pub fn client_for(endpoint: &str, region: &str) -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::from_conf(config_for(endpoint, region).build())
+}
+
+/// Like [`client_for`], with the SDK's retries disabled (it retries throttling errors by default).
+pub fn client_no_retry_for(endpoint: &str, region: &str) -> aws_sdk_kinesis::Client {
+    let conf = config_for(endpoint, region)
+        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_kinesis::Client::from_conf(conf)
 }

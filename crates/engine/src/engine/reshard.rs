@@ -438,6 +438,7 @@ mod tests {
                 encryption_changes: Vec::new(),
                 mode_switches: Vec::new(),
                 shard_count_updates: Vec::new(),
+                consumers: Vec::new(),
             },
             now_ms: 5_000,
             next_queue: 100,
