@@ -178,7 +178,14 @@ async fn spawn_server(durability: &str) -> anyhow::Result<(Spawned, SocketAddr, 
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let child = std::process::Command::new(exe)
-        .args(["serve", "--no-throttle", "--listen", &addr.to_string(), "--durability", durability])
+        .args([
+            "serve",
+            "--no-throttle",
+            "--listen",
+            &addr.to_string(),
+            "--durability",
+            durability,
+        ])
         .arg("--data-dir")
         .arg(&dir)
         .stdout(std::process::Stdio::null())
@@ -217,7 +224,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let (s, a, i) = spawn_server(&args.durability).await?;
         (Some(s), a, i)
     } else {
-        (None, parse_endpoint(&args.endpoint)?, json!({"endpoint": args.endpoint}))
+        (
+            None,
+            parse_endpoint(&args.endpoint)?,
+            json!({"endpoint": args.endpoint}),
+        )
     };
     let result = run_phases(&args, addr).await;
     if let Some(s) = spawned.as_mut() {
@@ -248,7 +259,10 @@ async fn run_phases(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<Value>
     let stream = format!("bench-{:08x}", rand::random::<u32>());
     let mut admin = Conn::open(addr).await?;
     admin
-        .call_ok("CreateStream", json!({"StreamName": stream, "ShardCount": args.shards}))
+        .call_ok(
+            "CreateStream",
+            json!({"StreamName": stream, "ShardCount": args.shards}),
+        )
         .await?;
     // Wait for ACTIVE (other implementations take time to create streams).
     for _ in 0..300 {
@@ -263,13 +277,22 @@ async fn run_phases(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<Value>
     let mut phases = serde_json::Map::new();
     let wanted: Vec<&str> = args.phases.split(',').map(str::trim).collect();
     if wanted.contains(&"put-records") {
-        phases.insert("put_records".into(), put_records_phase(args, addr, &stream).await?);
+        phases.insert(
+            "put_records".into(),
+            put_records_phase(args, addr, &stream).await?,
+        );
     }
     if wanted.contains(&"put-record") {
-        phases.insert("put_record".into(), put_record_phase(args, addr, &stream).await?);
+        phases.insert(
+            "put_record".into(),
+            put_record_phase(args, addr, &stream).await?,
+        );
     }
     if wanted.contains(&"get-records") {
-        phases.insert("get_records".into(), get_records_phase(addr, &stream).await?);
+        phases.insert(
+            "get_records".into(),
+            get_records_phase(addr, &stream).await?,
+        );
     }
     let _ = admin
         .call_ok("DeleteStream", json!({"StreamName": stream}))
@@ -277,7 +300,13 @@ async fn run_phases(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<Value>
     Ok(Value::Object(phases))
 }
 
-fn throughput(records: u64, bytes: u64, elapsed: Duration, errors: u64, mut lat: Latencies) -> Value {
+fn throughput(
+    records: u64,
+    bytes: u64,
+    elapsed: Duration,
+    errors: u64,
+    mut lat: Latencies,
+) -> Value {
     let secs = elapsed.as_secs_f64().max(1e-9);
     json!({
         "records": records,
@@ -289,7 +318,11 @@ fn throughput(records: u64, bytes: u64, elapsed: Duration, errors: u64, mut lat:
     })
 }
 
-async fn put_records_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> anyhow::Result<Value> {
+async fn put_records_phase(
+    args: &BenchArgs,
+    addr: SocketAddr,
+    stream: &str,
+) -> anyhow::Result<Value> {
     // Pre-build a few request bodies: random keys and payloads, base64 once.
     let bodies: Vec<Bytes> = (0..8)
         .map(|_| {
@@ -311,7 +344,12 @@ async fn put_records_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> 
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..args.put_records_in_flight {
-        let (bodies, stop, records, errors) = (bodies.clone(), stop.clone(), records.clone(), errors.clone());
+        let (bodies, stop, records, errors) = (
+            bodies.clone(),
+            stop.clone(),
+            records.clone(),
+            errors.clone(),
+        );
         let batch = args.batch as u64;
         tasks.push(tokio::spawn(async move {
             let mut lat = Latencies::default();
@@ -345,12 +383,22 @@ async fn put_records_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> 
     }
     let elapsed = started.elapsed();
     let n = records.load(Ordering::Relaxed);
-    let mut v = throughput(n, n * args.record_bytes as u64, elapsed, errors.load(Ordering::Relaxed), lat);
+    let mut v = throughput(
+        n,
+        n * args.record_bytes as u64,
+        elapsed,
+        errors.load(Ordering::Relaxed),
+        lat,
+    );
     v["in_flight"] = json!(args.put_records_in_flight);
     Ok(v)
 }
 
-async fn put_record_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> anyhow::Result<Value> {
+async fn put_record_phase(
+    args: &BenchArgs,
+    addr: SocketAddr,
+    stream: &str,
+) -> anyhow::Result<Value> {
     let payload = STANDARD.encode(random_payload(args.record_bytes));
     let stop = Arc::new(AtomicBool::new(false));
     let records = Arc::new(AtomicU64::new(0));
@@ -359,7 +407,8 @@ async fn put_record_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> a
     let mut tasks = Vec::new();
     for _ in 0..args.put_record_connections {
         let (stop, records, errors) = (stop.clone(), records.clone(), errors.clone());
-        let body_prefix = format!("{{\"StreamName\":\"{stream}\",\"Data\":\"{payload}\",\"PartitionKey\":\"");
+        let body_prefix =
+            format!("{{\"StreamName\":\"{stream}\",\"Data\":\"{payload}\",\"PartitionKey\":\"");
         tasks.push(tokio::spawn(async move {
             let mut lat = Latencies::default();
             let mut conn = Conn::open(addr).await?;
@@ -385,7 +434,13 @@ async fn put_record_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> a
     }
     let elapsed = started.elapsed();
     let n = records.load(Ordering::Relaxed);
-    let mut v = throughput(n, n * args.record_bytes as u64, elapsed, errors.load(Ordering::Relaxed), lat);
+    let mut v = throughput(
+        n,
+        n * args.record_bytes as u64,
+        elapsed,
+        errors.load(Ordering::Relaxed),
+        lat,
+    );
     v["connections"] = json!(args.put_record_connections);
     Ok(v)
 }
@@ -398,7 +453,11 @@ async fn get_records_phase(addr: SocketAddr, stream: &str) -> anyhow::Result<Val
         .await?;
     let ids: Vec<String> = shards["Shards"]
         .as_array()
-        .map(|a| a.iter().filter_map(|s| s["ShardId"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["ShardId"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let started = Instant::now();
     let mut tasks = Vec::new();

@@ -12,7 +12,11 @@ use kinesin_engine::{Durability, Engine, EngineConfig};
 use kinesin_server::ServerConfig;
 
 #[derive(Parser)]
-#[command(name = "kinesin", version, about = "A self-hosted server that speaks the Amazon Kinesis Data Streams API")]
+#[command(
+    name = "kinesin",
+    version,
+    about = "A self-hosted server that speaks the Amazon Kinesis Data Streams API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,7 +72,11 @@ struct ServeArgs {
     #[arg(long, env = "KINESIN_NO_THROTTLE")]
     no_throttle: bool,
     /// How often on-demand streams are resized from their observed write throughput.
-    #[arg(long, env = "KINESIN_ON_DEMAND_SCALE_INTERVAL_MS", default_value_t = 60_000)]
+    #[arg(
+        long,
+        env = "KINESIN_ON_DEMAND_SCALE_INTERVAL_MS",
+        default_value_t = 60_000
+    )]
     on_demand_scale_interval_ms: u64,
     /// How long an on-demand stream's peak write throughput is remembered (scale-down waits
     /// for half of it).
@@ -85,7 +93,9 @@ fn parse_durability(s: &str) -> anyhow::Result<Durability> {
         "none" => Ok(Durability::None),
         _ => match s.strip_prefix("interval=") {
             Some(ms) => {
-                let ms: u64 = ms.parse().context("interval=MS needs a whole number of ms")?;
+                let ms: u64 = ms
+                    .parse()
+                    .context("interval=MS needs a whole number of ms")?;
                 if ms == 0 {
                     bail!("interval=MS needs MS > 0");
                 }
@@ -106,7 +116,10 @@ fn parse_bytes(s: &str) -> anyhow::Result<f64> {
     } else {
         (s, 1.0)
     };
-    let v: f64 = num.trim().parse().with_context(|| format!("not a size: {s:?}"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("not a size: {s:?}"))?;
     if !(v > 0.0 && v.is_finite()) {
         bail!("a limit must be positive: {s:?}");
     }
@@ -119,7 +132,10 @@ fn parse_limit(s: &str, default_count: f64) -> anyhow::Result<(f64, f64)> {
     let bytes = parse_bytes(parts.next().unwrap_or_default())?;
     let count = match parts.next() {
         Some(c) => {
-            let v: f64 = c.trim().parse().with_context(|| format!("not a number: {c:?}"))?;
+            let v: f64 = c
+                .trim()
+                .parse()
+                .with_context(|| format!("not a number: {c:?}"))?;
             if !(v > 0.0 && v.is_finite()) {
                 bail!("a limit must be positive: {c:?}");
             }

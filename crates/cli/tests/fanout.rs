@@ -48,7 +48,9 @@ async fn setup(client: &Client, stream: &str) -> (String, String) {
         .consumer
         .expect("consumer");
     assert_eq!(consumer.consumer_status, ConsumerStatus::Active);
-    assert!(consumer.consumer_arn.starts_with(&format!("{arn}/consumer/app:")));
+    assert!(consumer
+        .consumer_arn
+        .starts_with(&format!("{arn}/consumer/app:")));
     (arn, consumer.consumer_arn)
 }
 
@@ -91,7 +93,10 @@ fn consumers_are_registered_listed_described_and_deregistered() {
             .send()
             .await
             .expect("describe by name");
-        assert_eq!(d2.consumer_description.map(|d| d.consumer_arn), Some(consumer_arn.clone()));
+        assert_eq!(
+            d2.consumer_description.map(|d| d.consumer_arn),
+            Some(consumer_arn.clone())
+        );
         let dup = client
             .register_stream_consumer()
             .stream_arn(&arn)

@@ -158,11 +158,19 @@ fn cbor_round_trip_as_the_java_sdk_speaks_it() {
         .await;
         assert_eq!(r.status, 200);
         let got: Cbor = ciborium::de::from_reader(&r.body[..]).expect("cbor");
-        let records = cbor_get(&got, "Records").and_then(Cbor::as_array).expect("records");
+        let records = cbor_get(&got, "Records")
+            .and_then(Cbor::as_array)
+            .expect("records");
         assert_eq!(records.len(), 1);
         let rec = &records[0];
-        assert_eq!(cbor_get(rec, "Data"), Some(&Cbor::Bytes(vec![0, 1, 2, 255])));
-        assert_eq!(cbor_get(rec, "SequenceNumber").and_then(Cbor::as_text), Some(seq.as_str()));
+        assert_eq!(
+            cbor_get(rec, "Data"),
+            Some(&Cbor::Bytes(vec![0, 1, 2, 255]))
+        );
+        assert_eq!(
+            cbor_get(rec, "SequenceNumber").and_then(Cbor::as_text),
+            Some(seq.as_str())
+        );
         // Timestamps are epoch milliseconds (tag 1 optional), never float seconds.
         let ts = match cbor_get(rec, "ApproximateArrivalTimestamp") {
             Some(Cbor::Tag(1, inner)) => inner.as_integer(),
@@ -171,7 +179,10 @@ fn cbor_round_trip_as_the_java_sdk_speaks_it() {
         }
         .map(i128::from)
         .expect("integer millis");
-        assert!(ts >= before_ms as i128 && ts < before_ms as i128 + 60_000, "{ts}");
+        assert!(
+            ts >= before_ms as i128 && ts < before_ms as i128 + 60_000,
+            "{ts}"
+        );
 
         // Errors come back as CBOR too.
         let r = call(

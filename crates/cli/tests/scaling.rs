@@ -47,7 +47,10 @@ fn on_demand_stream_scales_up_under_sustained_load_and_keeps_lineage() {
                 };
                 let page = req.send().await.expect("list shards");
                 for s in page.shards() {
-                    match s.sequence_number_range().and_then(|r| r.ending_sequence_number()) {
+                    match s
+                        .sequence_number_range()
+                        .and_then(|r| r.ending_sequence_number())
+                    {
                         None => n += 1,
                         Some(_) => closed += 1,
                     }
@@ -84,7 +87,11 @@ fn on_demand_stream_scales_up_under_sustained_load_and_keeps_lineage() {
                 .send()
                 .await
                 .expect("put records");
-            assert_eq!(out.failed_record_count(), Some(0), "on-demand streams are not throttled per shard");
+            assert_eq!(
+                out.failed_record_count(),
+                Some(0),
+                "on-demand streams are not throttled per shard"
+            );
             scaled = open_shards(client.clone()).await;
             if scaled.0 >= 6 {
                 break;
@@ -92,7 +99,10 @@ fn on_demand_stream_scales_up_under_sustained_load_and_keeps_lineage() {
             // 1 MiB per request, about three requests a second.
             tokio::time::sleep(Duration::from_millis(330).saturating_sub(tick.elapsed())).await;
         }
-        assert!(scaled.0 >= 6, "open shards after sustained load: {scaled:?}");
+        assert!(
+            scaled.0 >= 6,
+            "open shards after sustained load: {scaled:?}"
+        );
         assert!(scaled.1 >= 1, "scaling closed parents: {scaled:?}");
     });
 }

@@ -136,7 +136,12 @@ fn stream_lifecycle() {
             Some(StreamMode::OnDemand)
         );
 
-        let names = client.list_streams().send().await.expect("list").stream_names;
+        let names = client
+            .list_streams()
+            .send()
+            .await
+            .expect("list")
+            .stream_names;
         assert_eq!(names, vec!["life".to_string(), "od".to_string()]);
 
         client
@@ -295,7 +300,10 @@ fn iterator_types_and_errors() {
                 r.records().first().map(|r| r.data().as_ref()[0])
             }
         };
-        assert_eq!(first_of(ShardIteratorType::TrimHorizon, None, None).await, Some(0));
+        assert_eq!(
+            first_of(ShardIteratorType::TrimHorizon, None, None).await,
+            Some(0)
+        );
         assert_eq!(first_of(ShardIteratorType::Latest, None, None).await, None);
         assert_eq!(
             first_of(ShardIteratorType::AtSequenceNumber, Some(&seqs[2]), None).await,
@@ -326,7 +334,9 @@ fn iterator_types_and_errors() {
         assert!(svc.is_resource_not_found_exception());
         assert_eq!(
             svc.meta().message(),
-            Some("Shard shardId-000000000009 in stream it under account 000000000000 does not exist")
+            Some(
+                "Shard shardId-000000000009 in stream it under account 000000000000 does not exist"
+            )
         );
         let err = client
             .get_records()
@@ -365,7 +375,11 @@ fn list_shards_pages_and_filters() {
             err.into_service_error().meta().message(),
             Some("NextToken and StreamName cannot be provided together.")
         );
-        let mut all: Vec<String> = page.shards().iter().map(|s| s.shard_id().to_string()).collect();
+        let mut all: Vec<String> = page
+            .shards()
+            .iter()
+            .map(|s| s.shard_id().to_string())
+            .collect();
         let mut next = Some(token);
         while let Some(t) = next {
             let p = client
@@ -460,9 +474,15 @@ fn records_survive_restart() {
             .map(|(_, q)| q.clone())
             .max_by(|a, b| seq_cmp(a, b))
             .expect("some");
-        assert_eq!(seq_cmp(&max_before, o.sequence_number()), std::cmp::Ordering::Less);
+        assert_eq!(
+            seq_cmp(&max_before, o.sequence_number()),
+            std::cmp::Ordering::Less
+        );
     });
 }
+
+/// (shard id, sequence number, data) of an acknowledged record.
+type Acked = (String, String, Vec<u8>);
 
 /// kill -9 under load: every acknowledged record is read back, in order, with its sequence
 /// number.
@@ -472,7 +492,7 @@ fn acknowledged_records_survive_kill_9() {
     let rt = rt();
     let client = server.client();
     rt.block_on(create(&client, "crash", 4));
-    let acked: Arc<Mutex<Vec<(String, String, Vec<u8>)>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|w| {
@@ -491,16 +511,22 @@ fn acknowledged_records_survive_kill_9() {
                                 .expect("entry")
                         })
                         .collect();
-                    let data: Vec<Vec<u8>> = entries
-                        .iter()
-                        .map(|e| e.data().as_ref().to_vec())
-                        .collect();
+                    let data: Vec<Vec<u8>> =
+                        entries.iter().map(|e| e.data().as_ref().to_vec()).collect();
                     n += 1;
-                    match client.put_records().stream_name("crash").set_records(Some(entries)).send().await {
+                    match client
+                        .put_records()
+                        .stream_name("crash")
+                        .set_records(Some(entries))
+                        .send()
+                        .await
+                    {
                         Ok(out) => {
                             let mut a = acked.lock().expect("lock");
                             for (r, d) in out.records().iter().zip(data) {
-                                if let (Some(shard), Some(seq)) = (r.shard_id(), r.sequence_number()) {
+                                if let (Some(shard), Some(seq)) =
+                                    (r.shard_id(), r.sequence_number())
+                                {
                                     a.push((shard.to_string(), seq.to_string(), d));
                                 }
                             }
@@ -520,13 +546,20 @@ fn acknowledged_records_survive_kill_9() {
         }
     });
     let acked = acked.lock().expect("lock").clone();
-    assert!(acked.len() > 100, "the writers got going ({} acked)", acked.len());
+    assert!(
+        acked.len() > 100,
+        "the writers got going ({} acked)",
+        acked.len()
+    );
     server.spawn();
     let client = server.client();
     rt.block_on(async {
         let mut by_shard: HashMap<String, Vec<(String, Vec<u8>)>> = HashMap::new();
         for (shard, seq, data) in &acked {
-            by_shard.entry(shard.clone()).or_default().push((seq.clone(), data.clone()));
+            by_shard
+                .entry(shard.clone())
+                .or_default()
+                .push((seq.clone(), data.clone()));
         }
         for (shard, mut expected) in by_shard {
             expected.sort_by(|a, b| seq_cmp(&a.0, &b.0));
@@ -539,7 +572,11 @@ fn acknowledged_records_survive_kill_9() {
             // acknowledged at the kill may also be there.
             let mut gi = got.iter();
             for e in &expected {
-                assert!(gi.any(|g| g == e), "acknowledged record {} missing from {shard}", e.0);
+                assert!(
+                    gi.any(|g| g == e),
+                    "acknowledged record {} missing from {shard}",
+                    e.0
+                );
             }
             for w in got.windows(2) {
                 assert_eq!(seq_cmp(&w[0].0, &w[1].0), std::cmp::Ordering::Less);

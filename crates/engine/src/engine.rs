@@ -18,10 +18,10 @@ use crate::throttle::{ShardBuckets, ShardLimits};
 use crate::token::{IteratorToken, PageToken, TokenCodec, TokenKind};
 use crate::{Error, Result};
 
+mod consumers;
 mod control;
 mod reshard;
 mod scaling;
-mod consumers;
 pub use consumers::Subscription;
 
 /// How long shard iterators and pagination tokens stay valid.
@@ -381,9 +381,8 @@ impl Engine {
         match (&r.name, &r.arn) {
             (Some(name), None) => Ok(name.clone()),
             (name, Some(arn)) => {
-                let (region, account, arn_name) = parse_stream_arn(arn).ok_or_else(|| {
-                    Error::InvalidArgument(format!("Invalid StreamARN: {arn}"))
-                })?;
+                let (region, account, arn_name) = parse_stream_arn(arn)
+                    .ok_or_else(|| Error::InvalidArgument(format!("Invalid StreamARN: {arn}")))?;
                 if account != scope.account || region != scope.region {
                     return Err(Error::AccessDenied(format!(
                         "User is not authorized to access stream {arn}"
@@ -441,8 +440,7 @@ impl Engine {
             }
             (StreamMode::Provisioned, None) => {
                 return Err(Error::InvalidArgument(
-                    "ShardCount is required for a stream with the PROVISIONED stream mode."
-                        .into(),
+                    "ShardCount is required for a stream with the PROVISIONED stream mode.".into(),
                 ))
             }
             (StreamMode::OnDemand, Some(_)) => {
@@ -631,7 +629,11 @@ impl Engine {
             .collect()
     }
 
-    pub fn describe_stream(&self, scope: &Scope, input: DescribeStreamInput) -> Result<StreamDescription> {
+    pub fn describe_stream(
+        &self,
+        scope: &Scope,
+        input: DescribeStreamInput,
+    ) -> Result<StreamDescription> {
         let (_, handle) = self.resolve(scope, &input.stream)?;
         let st = handle.read();
         let limit = input.limit.unwrap_or(100).clamp(1, 100) as usize;
@@ -648,7 +650,7 @@ impl Engine {
         let shards = all
             .into_iter()
             .take(limit)
-            .map(|s| Self::shard_out(s))
+            .map(Self::shard_out)
             .collect();
         let m = &st.meta;
         Ok(StreamDescription {
@@ -670,7 +672,11 @@ impl Engine {
         })
     }
 
-    pub fn describe_stream_summary(&self, scope: &Scope, stream: StreamRef) -> Result<StreamDescriptionSummary> {
+    pub fn describe_stream_summary(
+        &self,
+        scope: &Scope,
+        stream: StreamRef,
+    ) -> Result<StreamDescriptionSummary> {
         let (_, handle) = self.resolve(scope, &stream)?;
         let st = handle.read();
         let m = &st.meta;
@@ -694,7 +700,11 @@ impl Engine {
         })
     }
 
-    pub fn list_streams(&self, scope: &Scope, input: ListStreamsInput) -> Result<ListStreamsOutput> {
+    pub fn list_streams(
+        &self,
+        scope: &Scope,
+        input: ListStreamsInput,
+    ) -> Result<ListStreamsOutput> {
         let t = now(&self.inner);
         let (limit, after) = match &input.next_token {
             Some(tok) => {
@@ -790,7 +800,12 @@ impl Engine {
         Ok(out)
     }
 
-    pub async fn change_retention(&self, scope: &Scope, input: RetentionInput, increase: bool) -> Result<()> {
+    pub async fn change_retention(
+        &self,
+        scope: &Scope,
+        input: RetentionInput,
+        increase: bool,
+    ) -> Result<()> {
         let _guard = self.inner.control.lock().await;
         let (name, handle) = self.resolve(scope, &input.stream)?;
         let hours = input.retention_period_hours;
@@ -842,8 +857,14 @@ impl Engine {
                     (input.stream.name.is_some(), "StreamName"),
                     (input.stream.arn.is_some(), "StreamARN"),
                     (input.shard_filter.is_some(), "ShardFilter"),
-                    (input.exclusive_start_shard_id.is_some(), "ExclusiveStartShardId"),
-                    (input.stream_creation_timestamp.is_some(), "StreamCreationTimestamp"),
+                    (
+                        input.exclusive_start_shard_id.is_some(),
+                        "ExclusiveStartShardId",
+                    ),
+                    (
+                        input.stream_creation_timestamp.is_some(),
+                        "StreamCreationTimestamp",
+                    ),
                 ];
                 if let Some((_, what)) = conflicts.iter().find(|c| c.0) {
                     return Err(Error::InvalidArgument(format!(
@@ -921,8 +942,10 @@ impl Engine {
                     after = after.max(parse_shard_id(id).map(|i| i as i64).unwrap_or(-1));
                 }
             }
-            if matches!(f.kind, ShardFilterType::AtTimestamp | ShardFilterType::FromTimestamp)
-                && f.timestamp.is_none()
+            if matches!(
+                f.kind,
+                ShardFilterType::AtTimestamp | ShardFilterType::FromTimestamp
+            ) && f.timestamp.is_none()
             {
                 return Err(Error::InvalidArgument(
                     "Timestamp must be specified with ShardFilter type AT_TIMESTAMP or FROM_TIMESTAMP".into(),
@@ -969,10 +992,7 @@ impl Engine {
             _ => None,
         };
         Ok(ListShardsOutput {
-            shards: selected
-                .into_iter()
-                .map(|s| Self::shard_out(s))
-                .collect(),
+            shards: selected.into_iter().map(Self::shard_out).collect(),
             next_token,
         })
     }
@@ -1019,7 +1039,11 @@ impl Engine {
         )
     }
 
-    pub async fn put_record(&self, scope: &Scope, input: PutRecordInput) -> Result<PutRecordOutput> {
+    pub async fn put_record(
+        &self,
+        scope: &Scope,
+        input: PutRecordInput,
+    ) -> Result<PutRecordOutput> {
         let (name, handle) = self.resolve(scope, &input.stream)?;
         // Held until the append resolves, so a reshard cannot close the shard under us.
         let _gate = handle.gate.read().await;
@@ -1083,7 +1107,11 @@ impl Engine {
         })
     }
 
-    pub async fn put_records(&self, scope: &Scope, input: PutRecordsInput) -> Result<PutRecordsOutput> {
+    pub async fn put_records(
+        &self,
+        scope: &Scope,
+        input: PutRecordsInput,
+    ) -> Result<PutRecordsOutput> {
         let (name, handle) = self.resolve(scope, &input.stream)?;
         let _gate = handle.gate.read().await;
         // Per entry: the shard it goes to (index, creation ms) or the throttling message.
@@ -1147,11 +1175,7 @@ impl Engine {
         let appended = if entries.is_empty() {
             Vec::new()
         } else {
-            self.inner
-                .log
-                .append(entries)
-                .await
-                .map_err(log_error)?
+            self.inner.log.append(entries).await.map_err(log_error)?
         };
         let mut appended = appended.into_iter();
         let mut failed = 0;
@@ -1258,7 +1282,11 @@ impl Engine {
         })
     }
 
-    pub fn get_shard_iterator(&self, scope: &Scope, input: GetShardIteratorInput) -> Result<GetShardIteratorOutput> {
+    pub fn get_shard_iterator(
+        &self,
+        scope: &Scope,
+        input: GetShardIteratorInput,
+    ) -> Result<GetShardIteratorOutput> {
         let (name, handle) = self.resolve(scope, &input.stream)?;
         let st = handle.read();
         let shard_missing = || {
@@ -1340,7 +1368,12 @@ impl Engine {
                 ))
             })?;
             let children = children_of(&st.meta, shard.index);
-            (shard, children, encryption_of(&st.meta), self.limits_for(&st.meta))
+            (
+                shard,
+                children,
+                encryption_of(&st.meta),
+                self.limits_for(&st.meta),
+            )
         };
         if let Some(limits) = &limits {
             let mut buckets = handle.buckets.lock();
@@ -1439,7 +1472,11 @@ impl Engine {
         })
     }
 
-    pub async fn remove_tags_from_stream(&self, scope: &Scope, input: RemoveTagsInput) -> Result<()> {
+    pub async fn remove_tags_from_stream(
+        &self,
+        scope: &Scope,
+        input: RemoveTagsInput,
+    ) -> Result<()> {
         let _guard = self.inner.control.lock().await;
         let (_, handle) = self.resolve(scope, &input.stream)?;
         self.update_meta(&handle, |m| {
@@ -1450,14 +1487,22 @@ impl Engine {
         })
     }
 
-    pub fn list_tags_for_stream(&self, scope: &Scope, input: ListTagsForStreamInput) -> Result<ListTagsForStreamOutput> {
+    pub fn list_tags_for_stream(
+        &self,
+        scope: &Scope,
+        input: ListTagsForStreamInput,
+    ) -> Result<ListTagsForStreamOutput> {
         let (_, handle) = self.resolve(scope, &input.stream)?;
         let st = handle.read();
         let limit = input.limit.unwrap_or(50).clamp(1, 50) as usize;
-        let iter = st.meta.tags.iter().filter(|(k, _)| match &input.exclusive_start_tag_key {
-            Some(start) => k.as_str() > start.as_str(),
-            None => true,
-        });
+        let iter = st
+            .meta
+            .tags
+            .iter()
+            .filter(|(k, _)| match &input.exclusive_start_tag_key {
+                Some(start) => k.as_str() > start.as_str(),
+                None => true,
+            });
         let all: Vec<Tag> = iter
             .map(|(k, v)| Tag {
                 key: k.clone(),
@@ -1513,7 +1558,11 @@ impl Engine {
         .await
     }
 
-    pub fn list_tags_for_resource(&self, scope: &Scope, input: ListTagsForResourceInput) -> Result<ListTagsForResourceOutput> {
+    pub fn list_tags_for_resource(
+        &self,
+        scope: &Scope,
+        input: ListTagsForResourceInput,
+    ) -> Result<ListTagsForResourceOutput> {
         let handle = self.resolve_resource(scope, &input.resource_arn)?;
         let st = handle.read();
         Ok(ListTagsForResourceOutput {

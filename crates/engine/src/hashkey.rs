@@ -86,11 +86,14 @@ mod tests {
     #[test]
     fn md5_is_big_endian() {
         // MD5("") = d41d8cd98f00b204e9800998ecf8427e
+        assert_eq!(partition_hash(""), 0xd41d8cd98f00b204e9800998ecf8427e_u128);
         assert_eq!(
-            partition_hash(""),
-            0xd41d8cd98f00b204e9800998ecf8427e_u128
+            parse_hash_key("340282366920938463463374607431768211455"),
+            Some(u128::MAX)
         );
-        assert_eq!(parse_hash_key("340282366920938463463374607431768211455"), Some(u128::MAX));
-        assert_eq!(parse_hash_key("340282366920938463463374607431768211456"), None);
+        assert_eq!(
+            parse_hash_key("340282366920938463463374607431768211456"),
+            None
+        );
     }
 }

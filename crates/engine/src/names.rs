@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn arns() {
         let arn = stream_arn("us-east-1", "000000000000", "s1");
-        assert_eq!(parse_stream_arn(&arn), Some(("us-east-1", "000000000000", "s1")));
+        assert_eq!(
+            parse_stream_arn(&arn),
+            Some(("us-east-1", "000000000000", "s1"))
+        );
         assert_eq!(
             parse_stream_arn("arn:aws:kinesis:us-east-1:000000000000:stream/s1/consumer/c:1"),
             None

@@ -241,7 +241,9 @@ impl SegmentHeader {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, FormatError> {
-        let header = bytes.get(..SEGMENT_HEADER_LEN).ok_or_else(|| bad("short segment header"))?;
+        let header = bytes
+            .get(..SEGMENT_HEADER_LEN)
+            .ok_or_else(|| bad("short segment header"))?;
         if header[0..8] != SEGMENT_MAGIC {
             return Err(bad("bad segment magic"));
         }
@@ -282,7 +284,9 @@ pub(crate) struct FrameHeader {
 impl FrameHeader {
     /// Parses the fixed header; checks the magic, kind and reserved bytes but not the CRC.
     pub fn parse(bytes: &[u8]) -> Result<FrameHeader, FormatError> {
-        let header = bytes.get(..FRAME_HEADER_LEN).ok_or_else(|| bad("short frame header"))?;
+        let header = bytes
+            .get(..FRAME_HEADER_LEN)
+            .ok_or_else(|| bad("short frame header"))?;
         if header[0..4] != FRAME_MAGIC {
             return Err(bad("bad frame magic"));
         }
@@ -340,7 +344,10 @@ pub(crate) fn check_chain(header: &FrameHeader, chain: &Chain) -> Result<(), For
         )));
     }
     if header.lsn != chain.next_lsn {
-        return Err(bad(format!("frame LSN {} where {} was expected", header.lsn, chain.next_lsn)));
+        return Err(bad(format!(
+            "frame LSN {} where {} was expected",
+            header.lsn, chain.next_lsn
+        )));
     }
     if header.prev_crc != chain.prev_crc {
         return Err(bad("frame does not chain to the previous frame"));
@@ -357,7 +364,12 @@ pub(crate) fn begin_frame(buf: &mut Vec<u8>) -> usize {
 
 /// Finishes the frame begun at `start` (its payload is everything after the header): fills in
 /// the header, computes the chained CRC and advances the chain. Returns (LSN, CRC).
-pub(crate) fn finish_frame(buf: &mut [u8], start: usize, kind: u8, chain: &mut Chain) -> (u64, u32) {
+pub(crate) fn finish_frame(
+    buf: &mut [u8],
+    start: usize,
+    kind: u8,
+    chain: &mut Chain,
+) -> (u64, u32) {
     let payload_len = buf.len() - start - FRAME_HEADER_LEN;
     debug_assert!(payload_len <= MAX_FRAME_PAYLOAD);
     let lsn = chain.next_lsn;
@@ -442,8 +454,18 @@ impl<'a> BlockRecords<'a> {
         if payload.len() - BLOCK_HEADER_LEN < min_len {
             return Err(bad("block record count exceeds its payload"));
         }
-        header.first_pos.checked_add(u64::from(header.count)).ok_or_else(|| bad("block positions overflow"))?;
-        Ok((header, BlockRecords { payload, at: BLOCK_HEADER_LEN, left: header.count }))
+        header
+            .first_pos
+            .checked_add(u64::from(header.count))
+            .ok_or_else(|| bad("block positions overflow"))?;
+        Ok((
+            header,
+            BlockRecords {
+                payload,
+                at: BLOCK_HEADER_LEN,
+                left: header.count,
+            },
+        ))
     }
 
     /// After the last record: checks that the records filled the payload exactly.
@@ -478,7 +500,14 @@ impl Iterator for BlockRecords<'_> {
             if end > self.payload.len() {
                 return None;
             }
-            Some((RawRecord { arrival_ms, key: key_start..data_start, data: data_start..end }, end))
+            Some((
+                RawRecord {
+                    arrival_ms,
+                    key: key_start..data_start,
+                    data: data_start..end,
+                },
+                end,
+            ))
         })();
         match parsed {
             Some((record, end)) => {
@@ -546,7 +575,10 @@ pub(crate) fn decode_checkpoint(payload: &[u8]) -> Result<Checkpoint, FormatErro
         })
         .collect::<Option<Vec<_>>>()
         .ok_or_else(short)?;
-    Ok(Checkpoint { max_arrival_ms, next_positions })
+    Ok(Checkpoint {
+        max_arrival_ms,
+        next_positions,
+    })
 }
 
 // --- sidecar index --------------------------------------------------------------------------
@@ -600,7 +632,9 @@ pub(crate) fn encode_sidecar(
     out.resize(table_end, 0);
     let mut queues = Vec::with_capacity(lists.len());
     for (queue, blocks) in lists {
-        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else { continue };
+        let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+            continue;
+        };
         let list_offset = out.len() as u64;
         for block in blocks.iter() {
             put_block(&mut out, block);
@@ -645,7 +679,11 @@ pub(crate) fn encode_sidecar(
     }
     let sum = crc(&[&out[..44], &out[SIDECAR_HEADER_LEN..table_len]]);
     out[44..48].copy_from_slice(&sum.to_le_bytes());
-    let table = SidecarTable { segment_id, seal, queues };
+    let table = SidecarTable {
+        segment_id,
+        seal,
+        queues,
+    };
     (out, table)
 }
 
@@ -659,13 +697,18 @@ pub(crate) fn sidecar_queue_count(header: &[u8]) -> Result<usize, FormatError> {
 
 /// Decodes a sidecar's header and queue table (`bytes` = header + table, nothing more needed),
 /// checking its CRC and that every block list lies inside a file of `file_len` bytes.
-pub(crate) fn decode_sidecar_table(bytes: &[u8], file_len: u64) -> Result<SidecarTable, FormatError> {
+pub(crate) fn decode_sidecar_table(
+    bytes: &[u8],
+    file_len: u64,
+) -> Result<SidecarTable, FormatError> {
     let count = sidecar_queue_count(bytes)?;
     let table_len = count
         .checked_mul(SIDECAR_QUEUE_LEN)
         .and_then(|n| n.checked_add(SIDECAR_HEADER_LEN))
         .ok_or_else(|| bad("sidecar queue count overflows"))?;
-    let table = bytes.get(..table_len).ok_or_else(|| bad("short sidecar table"))?;
+    let table = bytes
+        .get(..table_len)
+        .ok_or_else(|| bad("short sidecar table"))?;
     if get_u32(table, 44) != Some(crc(&[&table[..44], &table[SIDECAR_HEADER_LEN..]])) {
         return Err(bad("sidecar checksum mismatch"));
     }
@@ -691,16 +734,27 @@ pub(crate) fn decode_sidecar_table(bytes: &[u8], file_len: u64) -> Result<Sideca
         let list_end = (q.block_count as u64)
             .checked_mul(SIDECAR_BLOCK_LEN as u64)
             .and_then(|n| n.checked_add(q.list_offset));
-        if q.block_count == 0 || list_end.is_none_or(|end| end > file_len) || q.end_pos <= q.first_pos {
+        if q.block_count == 0
+            || list_end.is_none_or(|end| end > file_len)
+            || q.end_pos <= q.first_pos
+        {
             return Err(bad("sidecar queue entry out of bounds"));
         }
         queues.push(q);
     }
-    Ok(SidecarTable { segment_id: get_u64(table, 8).ok_or_else(short)?, seal, queues })
+    Ok(SidecarTable {
+        segment_id: get_u64(table, 8).ok_or_else(short)?,
+        seal,
+        queues,
+    })
 }
 
 /// Decodes one block list read from a sidecar, checking its CRC and ordering.
-pub(crate) fn decode_block_list(bytes: &[u8], count: u32, list_crc: u32) -> Result<Vec<Block>, FormatError> {
+pub(crate) fn decode_block_list(
+    bytes: &[u8],
+    count: u32,
+    list_crc: u32,
+) -> Result<Vec<Block>, FormatError> {
     if bytes.len() != count as usize * SIDECAR_BLOCK_LEN || crc(&[bytes]) != list_crc {
         return Err(bad("sidecar block list checksum mismatch"));
     }
@@ -715,8 +769,13 @@ pub(crate) fn decode_block_list(bytes: &[u8], count: u32, list_crc: u32) -> Resu
             first_arrival: get_i64(chunk, 24).ok_or_else(short)?,
             last_arrival: get_i64(chunk, 32).ok_or_else(short)?,
         };
-        let follows = blocks.last().is_none_or(|prev| prev.end_pos() == block.first_pos);
-        if block.count == 0 || !follows || (block.frame_len as usize) < FRAME_HEADER_LEN + BLOCK_HEADER_LEN {
+        let follows = blocks
+            .last()
+            .is_none_or(|prev| prev.end_pos() == block.first_pos);
+        if block.count == 0
+            || !follows
+            || (block.frame_len as usize) < FRAME_HEADER_LEN + BLOCK_HEADER_LEN
+        {
             return Err(bad("sidecar block list is inconsistent"));
         }
         blocks.push(block);
@@ -729,10 +788,19 @@ mod tests {
     use super::*;
 
     fn chain() -> Chain {
-        Chain { segment_id: 7, next_lsn: 100, prev_crc: 0xdead_beef }
+        Chain {
+            segment_id: 7,
+            next_lsn: 100,
+            prev_crc: 0xdead_beef,
+        }
     }
 
-    fn data_frame(chain: &mut Chain, queue: QueueId, first: Position, records: &[(&[u8], &[u8])]) -> Vec<u8> {
+    fn data_frame(
+        chain: &mut Chain,
+        queue: QueueId,
+        first: Position,
+        records: &[(&[u8], &[u8])],
+    ) -> Vec<u8> {
         let mut buf = Vec::new();
         let start = begin_frame(&mut buf);
         put_block_header(&mut buf, queue, first, records.len() as u32);
@@ -745,13 +813,20 @@ mod tests {
 
     #[test]
     fn segment_header_round_trips_and_rejects_damage() {
-        let header = SegmentHeader { segment_id: 42, first_lsn: 9, chain_seed: 77 };
+        let header = SegmentHeader {
+            segment_id: 42,
+            first_lsn: 9,
+            chain_seed: 77,
+        };
         let bytes = header.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
         for i in 0..SEGMENT_HEADER_LEN {
             let mut damaged = bytes;
             damaged[i] ^= 0x40;
-            assert!(SegmentHeader::decode(&damaged).is_err(), "flip at {i} accepted");
+            assert!(
+                SegmentHeader::decode(&damaged).is_err(),
+                "flip at {i} accepted"
+            );
         }
         assert!(SegmentHeader::decode(&bytes[..10]).is_err());
         assert!(SegmentHeader::decode(&[0u8; 64]).is_err());
@@ -760,7 +835,12 @@ mod tests {
     #[test]
     fn data_frame_round_trips() {
         let mut c = chain();
-        let frame = data_frame(&mut c, 5, 10, &[(b"k1", b"hello"), (b"", b""), (b"key", &[7u8; 300])]);
+        let frame = data_frame(
+            &mut c,
+            5,
+            10,
+            &[(b"k1", b"hello"), (b"", b""), (b"key", &[7u8; 300])],
+        );
         assert_eq!(c.next_lsn, 101);
         let (header, payload) = verify_frame(&frame).expect("valid frame");
         assert_eq!(header.kind, KIND_DATA);
@@ -769,7 +849,14 @@ mod tests {
         assert_eq!(header.crc, c.prev_crc);
         check_chain(&header, &chain()).expect("chains");
         let (block, records) = BlockRecords::new(payload).expect("block");
-        assert_eq!(block, BlockHeader { queue: 5, first_pos: 10, count: 3 });
+        assert_eq!(
+            block,
+            BlockHeader {
+                queue: 5,
+                first_pos: 10,
+                count: 3
+            }
+        );
         let records: Vec<RawRecord> = records.map(|r| r.expect("record")).collect();
         assert_eq!(&payload[records[0].key.clone()], b"k1");
         assert_eq!(&payload[records[0].data.clone()], b"hello");
@@ -793,8 +880,22 @@ mod tests {
         assert!(check_chain(&h2, &other).is_err());
         // Nor does a frame from another segment or with a skipped LSN.
         let (h1, _) = verify_frame(&first).expect("valid");
-        assert!(check_chain(&h1, &Chain { segment_id: 8, ..chain() }).is_err());
-        assert!(check_chain(&h1, &Chain { next_lsn: 101, ..chain() }).is_err());
+        assert!(check_chain(
+            &h1,
+            &Chain {
+                segment_id: 8,
+                ..chain()
+            }
+        )
+        .is_err());
+        assert!(check_chain(
+            &h1,
+            &Chain {
+                next_lsn: 101,
+                ..chain()
+            }
+        )
+        .is_err());
     }
 
     #[test]
@@ -850,7 +951,10 @@ mod tests {
 
     #[test]
     fn checkpoint_round_trips() {
-        let checkpoint = Checkpoint { max_arrival_ms: 123, next_positions: vec![(1, 5), (9, 0), (u64::MAX, 7)] };
+        let checkpoint = Checkpoint {
+            max_arrival_ms: 123,
+            next_positions: vec![(1, 5), (9, 0), (u64::MAX, 7)],
+        };
         let mut buf = Vec::new();
         put_checkpoint(&mut buf, &checkpoint);
         assert_eq!(buf.len(), checkpoint_payload_len(3));
@@ -870,7 +974,11 @@ mod tests {
         };
         let a = [block(0, 64), block(2, 164)];
         let b = [block(40, 264)];
-        let seal = SealInfo { offset: 364, lsn: 9, crc: 5 };
+        let seal = SealInfo {
+            offset: 364,
+            lsn: 9,
+            crc: 5,
+        };
         let (bytes, table) = encode_sidecar(3, seal, &[(1, &a), (2, &[]), (4, &b)]);
         assert_eq!(table.queues.len(), 2);
         let decoded = decode_sidecar_table(&bytes, bytes.len() as u64).expect("valid sidecar");
@@ -878,13 +986,19 @@ mod tests {
         for (entry, expected) in decoded.queues.iter().zip([&a[..], &b[..]]) {
             let start = entry.list_offset as usize;
             let list = &bytes[start..start + entry.block_count as usize * SIDECAR_BLOCK_LEN];
-            assert_eq!(decode_block_list(list, entry.block_count, entry.list_crc).expect("list"), expected);
+            assert_eq!(
+                decode_block_list(list, entry.block_count, entry.list_crc).expect("list"),
+                expected
+            );
         }
         let table_len = SIDECAR_HEADER_LEN + 2 * SIDECAR_QUEUE_LEN;
         for i in 0..table_len {
             let mut damaged = bytes.clone();
             damaged[i] ^= 0x10;
-            assert!(decode_sidecar_table(&damaged, bytes.len() as u64).is_err(), "flip at {i} accepted");
+            assert!(
+                decode_sidecar_table(&damaged, bytes.len() as u64).is_err(),
+                "flip at {i} accepted"
+            );
         }
         let entry = decoded.queues[0];
         let mut list = bytes[entry.list_offset as usize..][..80].to_vec();

@@ -49,7 +49,11 @@ impl QueueSegment {
             end_pos: entry.end_pos,
             first_arrival: entry.first_arrival,
             last_arrival: entry.last_arrival,
-            blocks: BlockList::Sidecar { offset: entry.list_offset, count: entry.block_count, crc: entry.list_crc },
+            blocks: BlockList::Sidecar {
+                offset: entry.list_offset,
+                count: entry.block_count,
+                crc: entry.list_crc,
+            },
         }
     }
 
@@ -95,7 +99,10 @@ impl QueueState {
     /// Index of the segment holding `pos`, if any.
     pub fn segment_index(&self, pos: Position) -> Option<usize> {
         let i = self.segments.partition_point(|s| s.end_pos <= pos);
-        self.segments.get(i).filter(|s| s.first_pos <= pos).map(|_| i)
+        self.segments
+            .get(i)
+            .filter(|s| s.first_pos <= pos)
+            .map(|_| i)
     }
 }
 
@@ -124,7 +131,13 @@ pub(crate) struct Lru<K, V> {
 
 impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
     pub fn new(capacity: usize) -> Lru<K, V> {
-        Lru { entries: HashMap::new(), order: BTreeMap::new(), tick: 0, weight: 0, capacity: capacity.max(1) }
+        Lru {
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+            weight: 0,
+            capacity: capacity.max(1),
+        }
     }
 
     pub fn get(&mut self, key: &K) -> Option<V> {
@@ -144,7 +157,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
             return;
         }
         while self.weight + weight > self.capacity {
-            let Some((_, oldest)) = self.order.pop_first() else { break };
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
             if let Some((_, _, w)) = self.entries.remove(&oldest) {
                 self.weight -= w;
             }
@@ -210,6 +225,10 @@ mod size_tests {
     fn in_memory_index_entry_sizes() {
         assert_eq!(std::mem::size_of::<Block>(), 40);
         assert_eq!(std::mem::size_of::<QueueSegment>(), 64);
-        assert!(std::mem::size_of::<QueueState>() <= 64, "{}", std::mem::size_of::<QueueState>());
+        assert!(
+            std::mem::size_of::<QueueState>() <= 64,
+            "{}",
+            std::mem::size_of::<QueueState>()
+        );
     }
 }

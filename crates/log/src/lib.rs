@@ -336,7 +336,9 @@ impl Log {
     /// their retention in ms; records of any other queue id found on disk are garbage (dropped queues).
     pub fn open(config: LogConfig, queues: &[(QueueId, i64)]) -> Result<Log> {
         let wal_dir = config.dir.join("wal");
-        let free_files = FreeFiles { paths: Mutex::new(Vec::new()) };
+        let free_files = FreeFiles {
+            paths: Mutex::new(Vec::new()),
+        };
         let recovered = recovery::recover(&config, &wal_dir, queues, &free_files)?;
         let shared = Arc::new(Shared {
             wal_dir,
@@ -357,18 +359,28 @@ impl Log {
             config,
         });
         let writer = Writer::new(shared.clone(), recovered.active, recovered.max_arrival);
-        let writer = std::thread::Builder::new().name("kinesin-log-writer".into()).spawn(move || writer.run())?;
+        let writer = std::thread::Builder::new()
+            .name("kinesin-log-writer".into())
+            .spawn(move || writer.run())?;
         let syncer = match shared.config.durability {
             Durability::Interval(every) => {
                 let shared = shared.clone();
                 let every = every.max(Duration::from_millis(1));
-                Some(std::thread::Builder::new().name("kinesin-log-syncer".into()).spawn(move || {
-                    writer::run_syncer(shared, every)
-                })?)
+                Some(
+                    std::thread::Builder::new()
+                        .name("kinesin-log-syncer".into())
+                        .spawn(move || writer::run_syncer(shared, every))?,
+                )
             }
             _ => None,
         };
-        Ok(Log { inner: Arc::new(LogInner { shared, writer: Mutex::new(Some(writer)), syncer: Mutex::new(syncer) }) })
+        Ok(Log {
+            inner: Arc::new(LogInner {
+                shared,
+                writer: Mutex::new(Some(writer)),
+                syncer: Mutex::new(syncer),
+            }),
+        })
     }
 
     fn shared(&self) -> &Shared {
@@ -388,14 +400,26 @@ impl Log {
 
     /// Forgets a queue; its records become garbage, reclaimed when their segments are deleted.
     pub fn drop_queue(&self, queue: QueueId) -> Result<()> {
-        self.shared().state.write().queues.remove(&queue).map(|_| ()).ok_or(LogError::UnknownQueue(queue))?;
-        self.shared().block_lists.lock().retain(|&(_, q)| q != queue);
+        self.shared()
+            .state
+            .write()
+            .queues
+            .remove(&queue)
+            .map(|_| ())
+            .ok_or(LogError::UnknownQueue(queue))?;
+        self.shared()
+            .block_lists
+            .lock()
+            .retain(|&(_, q)| q != queue);
         Ok(())
     }
 
     pub fn set_retention(&self, queue: QueueId, retention_ms: i64) -> Result<()> {
         let mut state = self.shared().state.write();
-        let q = state.queues.get_mut(&queue).ok_or(LogError::UnknownQueue(queue))?;
+        let q = state
+            .queues
+            .get_mut(&queue)
+            .ok_or(LogError::UnknownQueue(queue))?;
         q.retention_ms = retention_ms;
         Ok(())
     }
@@ -417,7 +441,10 @@ impl Log {
             }
             bytes += record_len(entry.partition_key.len(), entry.data.len());
         }
-        let max_append = shared.config.max_batch_bytes.max(record_len(MAX_PARTITION_KEY_BYTES, MAX_DATA_BYTES));
+        let max_append = shared
+            .config
+            .max_batch_bytes
+            .max(record_len(MAX_PARTITION_KEY_BYTES, MAX_DATA_BYTES));
         if bytes > max_append {
             return Err(LogError::TooLarge(bytes));
         }
@@ -426,14 +453,22 @@ impl Log {
         }
         {
             let state = shared.state.read();
-            if let Some(unknown) = entries.iter().find(|e| !state.queues.contains_key(&e.queue)) {
+            if let Some(unknown) = entries
+                .iter()
+                .find(|e| !state.queues.contains_key(&e.queue))
+            {
                 return Err(LogError::UnknownQueue(unknown.queue));
             }
         }
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        shared.room.acquire().await.map_err(|_| shared.closed_error())?.forget();
+        shared
+            .room
+            .acquire()
+            .await
+            .map_err(|_| shared.closed_error())?
+            .forget();
         let (reply, response) = oneshot::channel();
         {
             let mut pending = shared.pending.lock();
@@ -442,7 +477,11 @@ impl Log {
                 shared.room.add_permits(1);
                 return Err(shared.closed_error());
             }
-            pending.requests.push_back(Request { entries, bytes, reply });
+            pending.requests.push_back(Request {
+                entries,
+                bytes,
+                reply,
+            });
         }
         shared.pending_ready.notify_one();
         response.await.map_err(|_| shared.closed_error())?
@@ -451,7 +490,13 @@ impl Log {
     /// Reads up to max_records / max_bytes (sum of data + partition key lengths; always at least one
     /// record if any is available, even if bigger than max_bytes) starting at `from`. Positions below the
     /// trim horizon (retention-expired) are skipped. Only durable/acknowledged records are returned.
-    pub fn read(&self, queue: QueueId, from: Position, max_records: usize, max_bytes: usize) -> Result<ReadBatch> {
+    pub fn read(
+        &self,
+        queue: QueueId,
+        from: Position,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<ReadBatch> {
         let shared = self.shared();
         shared.retrying(|| shared.read(queue, from, max_records, max_bytes))
     }
@@ -462,11 +507,22 @@ impl Log {
             let now = shared.config.clock.now_ms();
             let trim_horizon = shared.seek_arrival(queue, |q| q.cutoff(now))?;
             let state = shared.state.read();
-            let q = state.queues.get(&queue).ok_or(LogError::UnknownQueue(queue))?;
+            let q = state
+                .queues
+                .get(&queue)
+                .ok_or(LogError::UnknownQueue(queue))?;
             let next = q.next;
             let trim_horizon = trim_horizon.min(next);
-            let last_arrival_ms = q.segments.back().filter(|_| trim_horizon < next).map(|s| s.last_arrival);
-            Ok(QueueBounds { trim_horizon, next, last_arrival_ms })
+            let last_arrival_ms = q
+                .segments
+                .back()
+                .filter(|_| trim_horizon < next)
+                .map(|s| s.last_arrival);
+            Ok(QueueBounds {
+                trim_horizon,
+                next,
+                last_arrival_ms,
+            })
         })
     }
 
@@ -482,7 +538,10 @@ impl Log {
     /// Fires with the queue's new `next` position whenever records become readable (for push consumers).
     pub fn watch(&self, queue: QueueId) -> Result<watch::Receiver<Position>> {
         let state = self.shared().state.read();
-        let q = state.queues.get(&queue).ok_or(LogError::UnknownQueue(queue))?;
+        let q = state
+            .queues
+            .get(&queue)
+            .ok_or(LogError::UnknownQueue(queue))?;
         Ok(q.watch.subscribe())
     }
 
@@ -501,7 +560,12 @@ impl Log {
             for q in state.queues.values() {
                 let cutoff = q.cutoff(now);
                 // Arrivals only grow, so a queue's live segments are a suffix of its list.
-                for s in q.segments.iter().rev().take_while(|s| s.last_arrival >= cutoff) {
+                for s in q
+                    .segments
+                    .iter()
+                    .rev()
+                    .take_while(|s| s.last_arrival >= cutoff)
+                {
                     live.insert(s.segment);
                 }
             }
@@ -518,15 +582,25 @@ impl Log {
             for q in state.queues.values_mut() {
                 // Everything up to the last deleted segment is expired: drop it all, so the
                 // queue's segments stay contiguous.
-                if let Some(last) = q.segments.iter().rposition(|s| doomed.contains_key(&s.segment)) {
+                if let Some(last) = q
+                    .segments
+                    .iter()
+                    .rposition(|s| doomed.contains_key(&s.segment))
+                {
                     q.segments.drain(..=last);
                 }
             }
             doomed
         };
         shared.deletions.fetch_add(1, Ordering::SeqCst);
-        shared.read_files.lock().retain(|segment| !doomed.contains_key(segment));
-        shared.block_lists.lock().retain(|(segment, _)| !doomed.contains_key(segment));
+        shared
+            .read_files
+            .lock()
+            .retain(|segment| !doomed.contains_key(segment));
+        shared
+            .block_lists
+            .lock()
+            .retain(|(segment, _)| !doomed.contains_key(segment));
         let storage = shared.config.storage.as_ref();
         for (&id, &reusable) in &doomed {
             retire_segment(storage, &shared.wal_dir, &shared.free_files, id, reusable);

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::format::{self, Block, BlockRecords, SegmentHeader, FRAME_HEADER_LEN, KIND_DATA, SEGMENT_HEADER_LEN};
+use crate::format::{
+    self, Block, BlockRecords, SegmentHeader, FRAME_HEADER_LEN, KIND_DATA, SEGMENT_HEADER_LEN,
+};
 use crate::index::{BlockList, QueueState};
 use crate::segment::{file_path, load_block_list, scan_segment, FileKind, SidecarError};
 use crate::storage::StorageFile;
@@ -25,14 +27,27 @@ const MAX_PLAN_SEGMENTS: usize = 4;
 /// A queue's block list for one segment, as found under the lock.
 enum ListRef {
     Copied(u64, Vec<Block>),
-    Sidecar { segment: u64, offset: u64, count: u32, crc: u32 },
+    Sidecar {
+        segment: u64,
+        offset: u64,
+        count: u32,
+        crc: u32,
+    },
 }
 
 /// What a seek found under the lock.
 enum SeekStep {
     Done(Position),
-    Sidecar { segment: u64, offset: u64, count: u32, crc: u32 },
-    Frame { segment: u64, block: Block },
+    Sidecar {
+        segment: u64,
+        offset: u64,
+        count: u32,
+        crc: u32,
+    },
+    Frame {
+        segment: u64,
+        block: Block,
+    },
 }
 
 fn first_arrival_at_or_after(blocks: &[Block], ts: i64) -> usize {
@@ -44,18 +59,34 @@ fn block_holding(blocks: &[Block], pos: Position) -> usize {
 }
 
 fn corrupt_frame(segment: u64, block: &Block, why: impl std::fmt::Display) -> LogError {
-    LogError::Corrupt(format!("segment {segment}, frame at offset {}: {why}", block.offset))
+    LogError::Corrupt(format!(
+        "segment {segment}, frame at offset {}: {why}",
+        block.offset
+    ))
 }
 
 /// Checks a frame read for `block` of `queue` and returns where its payload starts in `frame`.
 fn check_block_frame(frame: &[u8], segment: u64, queue: QueueId, block: &Block) -> Result<usize> {
-    let (header, payload) = format::verify_frame(frame).map_err(|e| corrupt_frame(segment, block, e))?;
+    let (header, payload) =
+        format::verify_frame(frame).map_err(|e| corrupt_frame(segment, block, e))?;
     if header.kind != KIND_DATA || header.segment_id != segment {
-        return Err(corrupt_frame(segment, block, "not a data frame of this segment"));
+        return Err(corrupt_frame(
+            segment,
+            block,
+            "not a data frame of this segment",
+        ));
     }
-    let (block_header, _) = BlockRecords::new(payload).map_err(|e| corrupt_frame(segment, block, e))?;
-    if block_header.queue != queue || block_header.first_pos != block.first_pos || block_header.count != block.count {
-        return Err(corrupt_frame(segment, block, "frame does not hold the indexed records"));
+    let (block_header, _) =
+        BlockRecords::new(payload).map_err(|e| corrupt_frame(segment, block, e))?;
+    if block_header.queue != queue
+        || block_header.first_pos != block.first_pos
+        || block_header.count != block.count
+    {
+        return Err(corrupt_frame(
+            segment,
+            block,
+            "frame does not hold the indexed records",
+        ));
     }
     Ok(FRAME_HEADER_LEN)
 }
@@ -77,7 +108,10 @@ impl Shared {
         if let Some(file) = self.read_files.lock().get(&segment) {
             return Ok(file);
         }
-        let file = self.config.storage.open(&file_path(&self.wal_dir, segment, FileKind::Segment))?;
+        let file =
+            self.config
+                .storage
+                .open(&file_path(&self.wal_dir, segment, FileKind::Segment))?;
         self.read_files.lock().insert(segment, file.clone(), 1);
         Ok(file)
     }
@@ -91,7 +125,14 @@ impl Shared {
 
     /// A sealed segment's block list for `queue`, from the cache or its sidecar (or, if the
     /// sidecar is unusable, by scanning the segment).
-    fn sidecar_blocks(&self, segment: u64, queue: QueueId, offset: u64, count: u32, crc: u32) -> Result<Arc<[Block]>> {
+    fn sidecar_blocks(
+        &self,
+        segment: u64,
+        queue: QueueId,
+        offset: u64,
+        count: u32,
+        crc: u32,
+    ) -> Result<Arc<[Block]>> {
         if let Some(list) = self.block_lists.lock().get(&(segment, queue)) {
             return Ok(list);
         }
@@ -104,11 +145,18 @@ impl Shared {
             }
         };
         let list: Arc<[Block]> = list.into();
-        self.block_lists.lock().insert((segment, queue), list.clone(), list.len());
+        self.block_lists
+            .lock()
+            .insert((segment, queue), list.clone(), list.len());
         Ok(list)
     }
 
-    fn scan_for_list(&self, segment: u64, queue: QueueId, cause: &SidecarError) -> Result<Vec<Block>> {
+    fn scan_for_list(
+        &self,
+        segment: u64,
+        queue: QueueId,
+        cause: &SidecarError,
+    ) -> Result<Vec<Block>> {
         let file = self.segment_file(segment)?;
         let mut header = [0u8; SEGMENT_HEADER_LEN];
         file.read_exact_at(&mut header, 0)?;
@@ -116,30 +164,48 @@ impl Shared {
             .map_err(|e| LogError::Corrupt(format!("segment {segment}: {e} (sidecar: {cause})")))?;
         let mut scan = scan_segment(file.as_ref(), &header, file.size()?)?;
         if scan.seal.is_none() {
-            return Err(LogError::Corrupt(format!("sealed segment {segment} lost its seal: {}", scan.stop_reason)));
+            return Err(LogError::Corrupt(format!(
+                "sealed segment {segment} lost its seal: {}",
+                scan.stop_reason
+            )));
         }
         Ok(scan.lists.remove(&queue).unwrap_or_default())
     }
 
     /// First position of `queue` whose arrival is at or after `ts_of(queue)` (next if none).
-    pub(crate) fn seek_arrival(&self, queue: QueueId, ts_of: impl Fn(&QueueState) -> i64) -> Result<Position> {
+    pub(crate) fn seek_arrival(
+        &self,
+        queue: QueueId,
+        ts_of: impl Fn(&QueueState) -> i64,
+    ) -> Result<Position> {
         let (step, ts) = {
             let state = self.state.read();
-            let q = state.queues.get(&queue).ok_or(LogError::UnknownQueue(queue))?;
+            let q = state
+                .queues
+                .get(&queue)
+                .ok_or(LogError::UnknownQueue(queue))?;
             let ts = ts_of(q);
             let i = q.segments.partition_point(|s| s.last_arrival < ts);
             let step = match q.segments.get(i) {
                 None => SeekStep::Done(q.next),
                 Some(s) if s.first_arrival >= ts => SeekStep::Done(s.first_pos),
                 Some(s) => match &s.blocks {
-                    BlockList::InMemory(blocks) => match blocks.get(first_arrival_at_or_after(blocks, ts)) {
-                        Some(b) if b.first_arrival >= ts => SeekStep::Done(b.first_pos),
-                        Some(b) => SeekStep::Frame { segment: s.segment, block: *b },
-                        None => SeekStep::Done(s.end_pos),
-                    },
-                    BlockList::Sidecar { offset, count, crc } => {
-                        SeekStep::Sidecar { segment: s.segment, offset: *offset, count: *count, crc: *crc }
+                    BlockList::InMemory(blocks) => {
+                        match blocks.get(first_arrival_at_or_after(blocks, ts)) {
+                            Some(b) if b.first_arrival >= ts => SeekStep::Done(b.first_pos),
+                            Some(b) => SeekStep::Frame {
+                                segment: s.segment,
+                                block: *b,
+                            },
+                            None => SeekStep::Done(s.end_pos),
+                        }
                     }
+                    BlockList::Sidecar { offset, count, crc } => SeekStep::Sidecar {
+                        segment: s.segment,
+                        offset: *offset,
+                        count: *count,
+                        crc: *crc,
+                    },
                 },
             };
             (step, ts)
@@ -147,25 +213,33 @@ impl Shared {
         let (segment, block) = match step {
             SeekStep::Done(pos) => return Ok(pos),
             SeekStep::Frame { segment, block } => (segment, block),
-            SeekStep::Sidecar { segment, offset, count, crc } => {
+            SeekStep::Sidecar {
+                segment,
+                offset,
+                count,
+                crc,
+            } => {
                 let blocks = self.sidecar_blocks(segment, queue, offset, count, crc)?;
                 match blocks.get(first_arrival_at_or_after(&blocks, ts)) {
                     Some(b) if b.first_arrival >= ts => return Ok(b.first_pos),
                     Some(b) => (segment, *b),
-                    None => {
-                        return Err(LogError::Corrupt(format!(
-                            "sidecar of segment {segment} disagrees with its summary for queue {queue}"
-                        )))
-                    }
+                    None => return Err(LogError::Corrupt(format!(
+                        "sidecar of segment {segment} disagrees with its summary for queue {queue}"
+                    ))),
                 }
             }
         };
         // Arrival times differ inside this block: find the record.
         let frame = self.read_range(segment, block.offset, u64::from(block.frame_len))?;
         let at = check_block_frame(&frame, segment, queue, &block)?;
-        let (_, records) = BlockRecords::new(&frame[at..]).map_err(|e| corrupt_frame(segment, &block, e))?;
+        let (_, records) =
+            BlockRecords::new(&frame[at..]).map_err(|e| corrupt_frame(segment, &block, e))?;
         for (k, record) in records.enumerate() {
-            if record.map_err(|e| corrupt_frame(segment, &block, e))?.arrival_ms >= ts {
+            if record
+                .map_err(|e| corrupt_frame(segment, &block, e))?
+                .arrival_ms
+                >= ts
+            {
                 return Ok(block.first_pos + k as u64);
             }
         }
@@ -173,21 +247,39 @@ impl Shared {
     }
 
     /// Reads per the [`crate::Log::read`] contract.
-    pub(crate) fn read(&self, queue: QueueId, from: Position, max_records: usize, max_bytes: usize) -> Result<ReadBatch> {
+    pub(crate) fn read(
+        &self,
+        queue: QueueId,
+        from: Position,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<ReadBatch> {
         let now = self.config.clock.now_ms();
         let trim = self.seek_arrival(queue, |q| q.cutoff(now))?;
         let mut cursor = from.max(trim);
         let mut records: Vec<LogRecord> = Vec::new();
         let mut bytes = 0usize;
         while records.len() < max_records {
-            let Some((start, plan)) =
-                self.plan_read(queue, cursor, max_records - records.len(), max_bytes.saturating_sub(bytes))?
+            let Some((start, plan)) = self.plan_read(
+                queue,
+                cursor,
+                max_records - records.len(),
+                max_bytes.saturating_sub(bytes),
+            )?
             else {
                 break;
             };
             cursor = start;
             let before = records.len();
-            let full = self.read_blocks(queue, &plan, cursor, max_records, max_bytes, &mut records, &mut bytes)?;
+            let full = self.read_blocks(
+                queue,
+                &plan,
+                cursor,
+                max_records,
+                max_bytes,
+                &mut records,
+                &mut bytes,
+            )?;
             if let Some(last) = records.last() {
                 cursor = last.position + 1;
             }
@@ -195,7 +287,10 @@ impl Shared {
                 break;
             }
         }
-        Ok(ReadBatch { records, next: cursor })
+        Ok(ReadBatch {
+            records,
+            next: cursor,
+        })
     }
 
     /// The blocks to read next, starting with the one holding `cursor` (moved up to the queue's
@@ -210,16 +305,25 @@ impl Shared {
     ) -> Result<Option<(Position, Vec<(u64, Block)>)>> {
         // Budget in frame bytes and records; frames are a little bigger than their records, so a
         // plan may stop short, and the caller plans again.
-        let within = |records: u64, bytes: u64| records < records_left as u64 && bytes < bytes_left.max(1) as u64;
+        let within = |records: u64, bytes: u64| {
+            records < records_left as u64 && bytes < bytes_left.max(1) as u64
+        };
         let (start, lists) = {
             let state = self.state.read();
-            let q = state.queues.get(&queue).ok_or(LogError::UnknownQueue(queue))?;
-            let Some(first) = q.segments.front() else { return Ok(None) };
+            let q = state
+                .queues
+                .get(&queue)
+                .ok_or(LogError::UnknownQueue(queue))?;
+            let Some(first) = q.segments.front() else {
+                return Ok(None);
+            };
             let start = cursor.max(first.first_pos);
             if start >= q.next {
                 return Ok(None);
             }
-            let Some(i) = q.segment_index(start) else { return Ok(None) };
+            let Some(i) = q.segment_index(start) else {
+                return Ok(None);
+            };
             let (mut records, mut bytes) = (0u64, 0u64);
             let mut lists = Vec::new();
             for s in q.segments.range(i..).take(MAX_PLAN_SEGMENTS) {
@@ -254,9 +358,15 @@ impl Shared {
         'lists: for list in lists {
             let (segment, blocks): (u64, Arc<[Block]>) = match list {
                 ListRef::Copied(segment, blocks) => (segment, blocks.into()),
-                ListRef::Sidecar { segment, offset, count, crc } => {
-                    (segment, self.sidecar_blocks(segment, queue, offset, count, crc)?)
-                }
+                ListRef::Sidecar {
+                    segment,
+                    offset,
+                    count,
+                    crc,
+                } => (
+                    segment,
+                    self.sidecar_blocks(segment, queue, offset, count, crc)?,
+                ),
             };
             for b in &blocks[block_holding(&blocks, start)..] {
                 plan.push((segment, *b));
@@ -306,7 +416,8 @@ impl Shared {
                 let frame = &buf[at..at + block.frame_len as usize];
                 let payload_at = at + check_block_frame(frame, segment, queue, block)?;
                 let payload = &buf[payload_at..at + block.frame_len as usize];
-                let (_, records) = BlockRecords::new(payload).map_err(|e| corrupt_frame(segment, block, e))?;
+                let (_, records) =
+                    BlockRecords::new(payload).map_err(|e| corrupt_frame(segment, block, e))?;
                 for (k, record) in records.enumerate() {
                     let record = record.map_err(|e| corrupt_frame(segment, block, e))?;
                     let position = block.first_pos + k as u64;
@@ -321,8 +432,10 @@ impl Shared {
                     out.push(LogRecord {
                         position,
                         arrival_ms: record.arrival_ms,
-                        partition_key: buf.slice(payload_at + record.key.start..payload_at + record.key.end),
-                        data: buf.slice(payload_at + record.data.start..payload_at + record.data.end),
+                        partition_key: buf
+                            .slice(payload_at + record.key.start..payload_at + record.key.end),
+                        data: buf
+                            .slice(payload_at + record.data.start..payload_at + record.data.end),
                     });
                 }
             }

@@ -13,11 +13,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::format::{self, Checkpoint, SealInfo, SegmentHeader, SidecarTable, KIND_CHECKPOINT, KIND_SEAL, SEGMENT_HEADER_LEN};
+use crate::format::{
+    self, Checkpoint, SealInfo, SegmentHeader, SidecarTable, KIND_CHECKPOINT, KIND_SEAL,
+    SEGMENT_HEADER_LEN,
+};
 use crate::index::{QueueSegment, QueueState, SegmentState, State};
 use crate::segment::{
-    self, file_path, load_sidecar_table, parse_file_name, read_frame_at, retire_segment, scan_segment, start_segment,
-    ActiveSegment, FileKind, FreeFiles, ScannedSegment,
+    self, file_path, load_sidecar_table, parse_file_name, read_frame_at, retire_segment,
+    scan_segment, start_segment, ActiveSegment, FileKind, FreeFiles, ScannedSegment,
 };
 use crate::storage::StorageFile;
 use crate::{LogConfig, LogError, QueueId, Result};
@@ -55,7 +58,12 @@ fn corrupt(msg: String) -> LogError {
     LogError::Corrupt(msg)
 }
 
-pub(crate) fn recover(config: &LogConfig, wal: &Path, queues: &[(QueueId, i64)], free: &FreeFiles) -> Result<Recovered> {
+pub(crate) fn recover(
+    config: &LogConfig,
+    wal: &Path,
+    queues: &[(QueueId, i64)],
+    free: &FreeFiles,
+) -> Result<Recovered> {
     let storage = config.storage.as_ref();
     storage.create_dir_all(wal)?;
     let mut segment_ids = BTreeSet::new();
@@ -94,7 +102,9 @@ pub(crate) fn recover(config: &LogConfig, wal: &Path, queues: &[(QueueId, i64)],
         let header = if file_len >= SEGMENT_HEADER_LEN as u64 {
             let mut bytes = [0u8; SEGMENT_HEADER_LEN];
             file.read_exact_at(&mut bytes, 0)?;
-            SegmentHeader::decode(&bytes).ok().filter(|h| h.segment_id == id)
+            SegmentHeader::decode(&bytes)
+                .ok()
+                .filter(|h| h.segment_id == id)
         } else {
             None
         };
@@ -104,12 +114,15 @@ pub(crate) fn recover(config: &LogConfig, wal: &Path, queues: &[(QueueId, i64)],
             continue;
         };
         if let Some(&(bad, _)) = headerless.first() {
-            return Err(corrupt(format!("segment {bad} has no valid header but later segment {id} does")));
+            return Err(corrupt(format!(
+                "segment {bad} has no valid header but later segment {id} does"
+            )));
         }
         if let Some(prev) = found.last() {
             check_follows(prev, id, &header)?;
         }
-        let contents = match sealed_from_sidecar(storage, wal, id, file.as_ref(), file_len, &header) {
+        let contents = match sealed_from_sidecar(storage, wal, id, file.as_ref(), file_len, &header)
+        {
             Some(table) => Contents::Sidecar(table),
             None => {
                 let scan = scan_segment(file.as_ref(), &header, file_len)?;
@@ -122,7 +135,13 @@ pub(crate) fn recover(config: &LogConfig, wal: &Path, queues: &[(QueueId, i64)],
                 }
             }
         };
-        found.push(Found { id, file, file_len, header, contents });
+        found.push(Found {
+            id,
+            file,
+            file_len,
+            header,
+            contents,
+        });
     }
     for (id, file_len) in &headerless {
         retire_segment(storage, wal, free, *id, *file_len == config.segment_bytes);
@@ -132,8 +151,16 @@ pub(crate) fn recover(config: &LogConfig, wal: &Path, queues: &[(QueueId, i64)],
     if let Some(last) = found.last() {
         if let Contents::Scanned(scan) = &last.contents {
             if scan.checkpoint.is_none() && scan.seal.is_none() && scan.lists.is_empty() {
-                let last = found.pop().ok_or_else(|| corrupt("vanished segment".into()))?;
-                retire_segment(storage, wal, free, last.id, last.file_len == config.segment_bytes);
+                let last = found
+                    .pop()
+                    .ok_or_else(|| corrupt("vanished segment".into()))?;
+                retire_segment(
+                    storage,
+                    wal,
+                    free,
+                    last.id,
+                    last.file_len == config.segment_bytes,
+                );
                 // The fresh segment continues the chain where the dropped one would have begun.
                 let seed = (last.header.first_lsn, last.header.chain_seed);
                 return finish(config, wal, queues, free, found, max_id_seen, Some(seed));
@@ -147,7 +174,9 @@ pub(crate) fn recover(config: &LogConfig, wal: &Path, queues: &[(QueueId, i64)],
 fn check_follows(prev: &Found, id: u64, header: &SegmentHeader) -> Result<()> {
     let Some(seal) = prev.seal() else {
         let detail = match &prev.contents {
-            Contents::Scanned(scan) => format!("at offset {}: {}", scan.end_offset, scan.stop_reason),
+            Contents::Scanned(scan) => {
+                format!("at offset {}: {}", scan.end_offset, scan.stop_reason)
+            }
             Contents::Sidecar(_) => String::new(),
         };
         return Err(corrupt(format!(
@@ -162,7 +191,10 @@ fn check_follows(prev: &Found, id: u64, header: &SegmentHeader) -> Result<()> {
         header.first_lsn > seal.lsn
     };
     if !chained {
-        return Err(corrupt(format!("segment {id} does not continue the log after segment {}", prev.id)));
+        return Err(corrupt(format!(
+            "segment {id} does not continue the log after segment {}",
+            prev.id
+        )));
     }
     Ok(())
 }
@@ -178,7 +210,9 @@ fn sealed_from_sidecar(
 ) -> Option<SidecarTable> {
     let table = match load_sidecar_table(storage, wal, id) {
         Ok(table) => table,
-        Err(segment::SidecarError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(segment::SidecarError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return None
+        }
         Err(e) => {
             tracing::warn!("sidecar of segment {id} unusable ({e}); rebuilding it");
             return None;
@@ -194,12 +228,24 @@ fn sealed_from_sidecar(
     agrees.then_some(table)
 }
 
-fn rebuild_sidecar(storage: &dyn crate::Storage, wal: &Path, id: u64, seal: SealInfo, scan: &ScannedSegment) -> Option<SidecarTable> {
-    let lists: Vec<(QueueId, &[format::Block])> = scan.lists.iter().map(|(q, list)| (*q, list.as_slice())).collect();
+fn rebuild_sidecar(
+    storage: &dyn crate::Storage,
+    wal: &Path,
+    id: u64,
+    seal: SealInfo,
+    scan: &ScannedSegment,
+) -> Option<SidecarTable> {
+    let lists: Vec<(QueueId, &[format::Block])> = scan
+        .lists
+        .iter()
+        .map(|(q, list)| (*q, list.as_slice()))
+        .collect();
     match segment::write_sidecar(storage, wal, id, seal, &lists) {
         Ok(table) => Some(table),
         Err(e) => {
-            tracing::warn!("cannot write sidecar of segment {id}: {e}; keeping its index in memory");
+            tracing::warn!(
+                "cannot write sidecar of segment {id}: {e}; keeping its index in memory"
+            );
             None
         }
     }
@@ -210,11 +256,21 @@ fn read_checkpoint(segment: &Found) -> Result<Option<Checkpoint>> {
     if let Contents::Scanned(scan) = &segment.contents {
         return Ok(scan.checkpoint.clone());
     }
-    let Some(frame) = read_frame_at(segment.file.as_ref(), SEGMENT_HEADER_LEN as u64, segment.file_len)? else {
+    let Some(frame) = read_frame_at(
+        segment.file.as_ref(),
+        SEGMENT_HEADER_LEN as u64,
+        segment.file_len,
+    )?
+    else {
         return Ok(None);
     };
-    let Ok((h, payload)) = format::verify_frame(&frame) else { return Ok(None) };
-    if h.kind != KIND_CHECKPOINT || h.lsn != segment.header.first_lsn || h.prev_crc != segment.header.chain_seed {
+    let Ok((h, payload)) = format::verify_frame(&frame) else {
+        return Ok(None);
+    };
+    if h.kind != KIND_CHECKPOINT
+        || h.lsn != segment.header.first_lsn
+        || h.prev_crc != segment.header.chain_seed
+    {
         return Ok(None);
     }
     Ok(format::decode_checkpoint(payload).ok())
@@ -231,7 +287,10 @@ fn finish(
 ) -> Result<Recovered> {
     let storage = config.storage.as_ref();
     let live: HashMap<QueueId, i64> = queues.iter().copied().collect();
-    let mut state = State { queues: HashMap::with_capacity(live.len()), segments: Default::default() };
+    let mut state = State {
+        queues: HashMap::with_capacity(live.len()),
+        segments: Default::default(),
+    };
     let mut max_arrival = i64::MIN;
 
     // Newest checkpoint: it lists every queue live when it was written, with next positions at
@@ -264,12 +323,16 @@ fn finish(
             Contents::Scanned(scan) => scan
                 .lists
                 .iter()
-                .filter_map(|(queue, list)| Some((*queue, QueueSegment::from_blocks(segment.id, list.clone())?)))
+                .filter_map(|(queue, list)| {
+                    Some((*queue, QueueSegment::from_blocks(segment.id, list.clone())?))
+                })
                 .collect(),
         };
         for (queue, summary) in summaries {
             max_arrival = max_arrival.max(summary.last_arrival);
-            let Some(q) = state.queues.get_mut(&queue) else { continue };
+            let Some(q) = state.queues.get_mut(&queue) else {
+                continue;
+            };
             if let Some(last) = q.segments.back() {
                 if summary.first_pos < last.end_pos {
                     return Err(corrupt(format!(
@@ -285,7 +348,13 @@ fn finish(
             q.segments.push_back(summary);
         }
         let sealed = segment.seal().is_some();
-        state.segments.insert(segment.id, SegmentState { sealed, file_len: segment.file_len });
+        state.segments.insert(
+            segment.id,
+            SegmentState {
+                sealed,
+                file_len: segment.file_len,
+            },
+        );
     }
     for (queue, q) in state.queues.iter_mut() {
         let from_blocks = q.segments.back().map_or(0, |s| s.end_pos);
@@ -300,12 +369,21 @@ fn finish(
     let active = match tail {
         Some(t) if t.seal().is_none() => {
             let Contents::Scanned(scan) = &t.contents else {
-                return Err(corrupt(format!("segment {} is open but was not scanned", t.id)));
+                return Err(corrupt(format!(
+                    "segment {} is open but was not scanned",
+                    t.id
+                )));
             };
             // What recovery accepted may only be in the page cache (the process died, not the
             // machine); make it durable before serving it or appending after it.
             t.file.sync_data()?;
-            ActiveSegment { id: t.id, file: t.file.clone(), len: t.file_len, write_offset: scan.end_offset, chain: scan.chain }
+            ActiveSegment {
+                id: t.id,
+                file: t.file.clone(),
+                len: t.file_len,
+                write_offset: scan.end_offset,
+                chain: scan.chain,
+            }
         }
         _ => {
             let seed = match (tail.and_then(Found::seal), dropped_tail_seed) {
@@ -317,19 +395,46 @@ fn finish(
             let id = max_id_seen + 1;
             let min_len = segment::segment_overhead(checkpoint.next_positions.len());
             let mut buf = Vec::new();
-            let active = start_segment(storage, wal, free, config.segment_bytes, id, min_len, seed, &checkpoint, &mut buf)?;
-            state.segments.insert(id, SegmentState { sealed: false, file_len: active.len });
+            let active = start_segment(
+                storage,
+                wal,
+                free,
+                config.segment_bytes,
+                id,
+                min_len,
+                seed,
+                &checkpoint,
+                &mut buf,
+            )?;
+            state.segments.insert(
+                id,
+                SegmentState {
+                    sealed: false,
+                    file_len: active.len,
+                },
+            );
             active
         }
     };
     storage.sync_dir(wal)?;
-    Ok(Recovered { state, active, max_arrival })
+    Ok(Recovered {
+        state,
+        active,
+        max_arrival,
+    })
 }
 
 /// The checkpoint to open a new segment with: every live queue's next readable position.
 pub(crate) fn checkpoint_of(state: &State, max_arrival: i64) -> Checkpoint {
-    let mut next_positions: Vec<(QueueId, u64)> =
-        state.queues.iter().filter(|(_, q)| q.next > 0).map(|(id, q)| (*id, q.next)).collect();
+    let mut next_positions: Vec<(QueueId, u64)> = state
+        .queues
+        .iter()
+        .filter(|(_, q)| q.next > 0)
+        .map(|(id, q)| (*id, q.next))
+        .collect();
     next_positions.sort_unstable();
-    Checkpoint { max_arrival_ms: max_arrival, next_positions }
+    Checkpoint {
+        max_arrival_ms: max_arrival,
+        next_positions,
+    }
 }

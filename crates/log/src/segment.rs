@@ -8,9 +8,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::format::{
-    self, begin_frame, check_chain, finish_frame, put_checkpoint, Block, Chain, Checkpoint, FormatError, FrameHeader,
-    SealInfo, SegmentHeader, SidecarTable, FRAME_HEADER_LEN, KIND_CHECKPOINT, KIND_DATA, KIND_SEAL,
-    SEGMENT_HEADER_LEN, SIDECAR_BLOCK_LEN, SIDECAR_HEADER_LEN, SIDECAR_QUEUE_LEN,
+    self, begin_frame, check_chain, finish_frame, put_checkpoint, Block, Chain, Checkpoint,
+    FormatError, FrameHeader, SealInfo, SegmentHeader, SidecarTable, FRAME_HEADER_LEN,
+    KIND_CHECKPOINT, KIND_DATA, KIND_SEAL, SEGMENT_HEADER_LEN, SIDECAR_BLOCK_LEN,
+    SIDECAR_HEADER_LEN, SIDECAR_QUEUE_LEN,
 };
 use crate::storage::{Storage, StorageFile};
 use crate::QueueId;
@@ -69,7 +70,8 @@ pub(crate) struct ActiveSegment {
 impl ActiveSegment {
     /// Bytes still available for frames, keeping room for the seal frame.
     pub fn room(&self) -> u64 {
-        self.len.saturating_sub(self.write_offset + format::SEAL_FRAME_LEN as u64)
+        self.len
+            .saturating_sub(self.write_offset + format::SEAL_FRAME_LEN as u64)
     }
 }
 
@@ -95,12 +97,19 @@ pub(crate) fn start_segment(
 ) -> io::Result<ActiveSegment> {
     let path = file_path(wal, id, FileKind::Segment);
     let len = segment_bytes.max(min_len);
-    let recycled = if len == segment_bytes { free.paths.lock().pop() } else { None };
+    let recycled = if len == segment_bytes {
+        free.paths.lock().pop()
+    } else {
+        None
+    };
     let file = match recycled {
         Some(from) => match storage.rename(&from, &path) {
             Ok(()) => storage.open(&path)?,
             Err(e) => {
-                tracing::warn!("cannot recycle {}: {e}; creating a new segment file", from.display());
+                tracing::warn!(
+                    "cannot recycle {}: {e}; creating a new segment file",
+                    from.display()
+                );
                 storage.create(&path)?
             }
         },
@@ -110,8 +119,16 @@ pub(crate) fn start_segment(
     storage.sync_dir(wal)?;
 
     let (first_lsn, seed) = chain_seed;
-    let header = SegmentHeader { segment_id: id, first_lsn, chain_seed: seed };
-    let mut chain = Chain { segment_id: id, next_lsn: first_lsn, prev_crc: seed };
+    let header = SegmentHeader {
+        segment_id: id,
+        first_lsn,
+        chain_seed: seed,
+    };
+    let mut chain = Chain {
+        segment_id: id,
+        next_lsn: first_lsn,
+        prev_crc: seed,
+    };
     buf.clear();
     buf.extend_from_slice(&header.encode());
     let start = begin_frame(buf);
@@ -121,17 +138,32 @@ pub(crate) fn start_segment(
     file.sync_data()?;
     let write_offset = buf.len() as u64;
     buf.clear();
-    Ok(ActiveSegment { id, file, len, write_offset, chain })
+    Ok(ActiveSegment {
+        id,
+        file,
+        len,
+        write_offset,
+        chain,
+    })
 }
 
 /// Bytes a new segment needs for its header and a checkpoint of `queues` queues.
 pub(crate) fn segment_overhead(queues: usize) -> u64 {
-    (SEGMENT_HEADER_LEN + FRAME_HEADER_LEN + format::checkpoint_payload_len(queues) + format::SEAL_FRAME_LEN) as u64
+    (SEGMENT_HEADER_LEN
+        + FRAME_HEADER_LEN
+        + format::checkpoint_payload_len(queues)
+        + format::SEAL_FRAME_LEN) as u64
 }
 
 /// Moves a deleted segment file to the free pool (or removes it when the pool is full or the
 /// file is not the standard size).
-pub(crate) fn retire_segment(storage: &dyn Storage, wal: &Path, free: &FreeFiles, id: u64, reusable: bool) {
+pub(crate) fn retire_segment(
+    storage: &dyn Storage,
+    wal: &Path,
+    free: &FreeFiles,
+    id: u64,
+    reusable: bool,
+) {
     let path = file_path(wal, id, FileKind::Segment);
     let _ = storage.remove(&file_path(wal, id, FileKind::Sidecar));
     let mut paths = free.paths.lock();
@@ -188,7 +220,11 @@ impl From<FormatError> for SidecarError {
 }
 
 /// Reads and checks a sidecar's header and queue table.
-pub(crate) fn load_sidecar_table(storage: &dyn Storage, wal: &Path, segment_id: u64) -> Result<SidecarTable, SidecarError> {
+pub(crate) fn load_sidecar_table(
+    storage: &dyn Storage,
+    wal: &Path,
+    segment_id: u64,
+) -> Result<SidecarTable, SidecarError> {
     let file = storage.open(&file_path(wal, segment_id, FileKind::Sidecar))?;
     let file_len = file.size()?;
     let mut header = [0u8; SIDECAR_HEADER_LEN];
@@ -224,13 +260,19 @@ pub(crate) fn load_block_list(
 }
 
 /// Reads and verifies one whole frame at `offset` (`None` if it is not a valid frame there).
-pub(crate) fn read_frame_at(file: &dyn StorageFile, offset: u64, file_len: u64) -> io::Result<Option<Vec<u8>>> {
+pub(crate) fn read_frame_at(
+    file: &dyn StorageFile,
+    offset: u64,
+    file_len: u64,
+) -> io::Result<Option<Vec<u8>>> {
     if offset + FRAME_HEADER_LEN as u64 > file_len {
         return Ok(None);
     }
     let mut header = [0u8; FRAME_HEADER_LEN];
     file.read_exact_at(&mut header, offset)?;
-    let Ok(parsed) = FrameHeader::parse(&header) else { return Ok(None) };
+    let Ok(parsed) = FrameHeader::parse(&header) else {
+        return Ok(None);
+    };
     if offset + parsed.frame_len() as u64 > file_len {
         return Ok(None);
     }
@@ -264,7 +306,10 @@ struct Window<'a> {
 
 impl Window<'_> {
     fn get(&mut self, offset: u64, len: usize) -> io::Result<Option<&[u8]>> {
-        let Some(end) = offset.checked_add(len as u64).filter(|&end| end <= self.file_len) else {
+        let Some(end) = offset
+            .checked_add(len as u64)
+            .filter(|&end| end <= self.file_len)
+        else {
             return Ok(None);
         };
         if offset < self.start || end > self.start + self.buf.len() as u64 {
@@ -280,12 +325,25 @@ impl Window<'_> {
 
 /// Scans a segment frame by frame from just after its header, stopping at the first frame that
 /// is not valid, not the next in the chain, or at the seal. Only I/O errors fail.
-pub(crate) fn scan_segment(file: &dyn StorageFile, header: &SegmentHeader, file_len: u64) -> io::Result<ScannedSegment> {
-    let mut window = Window { file, file_len, start: 0, buf: Vec::new() };
+pub(crate) fn scan_segment(
+    file: &dyn StorageFile,
+    header: &SegmentHeader,
+    file_len: u64,
+) -> io::Result<ScannedSegment> {
+    let mut window = Window {
+        file,
+        file_len,
+        start: 0,
+        buf: Vec::new(),
+    };
     let mut scan = ScannedSegment {
         lists: BTreeMap::new(),
         checkpoint: None,
-        chain: Chain { segment_id: header.segment_id, next_lsn: header.first_lsn, prev_crc: header.chain_seed },
+        chain: Chain {
+            segment_id: header.segment_id,
+            next_lsn: header.first_lsn,
+            prev_crc: header.chain_seed,
+        },
         end_offset: SEGMENT_HEADER_LEN as u64,
         seal: None,
         max_arrival: i64::MIN,
@@ -297,7 +355,9 @@ pub(crate) fn scan_segment(file: &dyn StorageFile, header: &SegmentHeader, file_
             scan.stop_reason = "end of file".into();
             break;
         };
-        let frame_header = match FrameHeader::parse(header_bytes).and_then(|h| check_chain(&h, &scan.chain).map(|()| h)) {
+        let frame_header = match FrameHeader::parse(header_bytes)
+            .and_then(|h| check_chain(&h, &scan.chain).map(|()| h))
+        {
             Ok(h) => h,
             Err(e) => {
                 scan.stop_reason = e.0;
@@ -326,7 +386,9 @@ pub(crate) fn scan_segment(file: &dyn StorageFile, header: &SegmentHeader, file_
                     }
                 };
                 let list = scan.lists.entry(block.queue).or_default();
-                if list.last().is_some_and(|prev| prev.end_pos() != block.first_pos)
+                if list
+                    .last()
+                    .is_some_and(|prev| prev.end_pos() != block.first_pos)
                     || first_arrival < scan.max_arrival
                 {
                     scan.stop_reason = format!("block of queue {} out of order", block.queue);
@@ -353,10 +415,18 @@ pub(crate) fn scan_segment(file: &dyn StorageFile, header: &SegmentHeader, file_
                 }
             },
             _ => {
-                scan.seal = Some(SealInfo { offset, lsn: frame_header.lsn, crc: frame_header.crc });
+                scan.seal = Some(SealInfo {
+                    offset,
+                    lsn: frame_header.lsn,
+                    crc: frame_header.crc,
+                });
             }
         }
-        scan.chain = Chain { segment_id: header.segment_id, next_lsn: frame_header.lsn + 1, prev_crc: frame_header.crc };
+        scan.chain = Chain {
+            segment_id: header.segment_id,
+            next_lsn: frame_header.lsn + 1,
+            prev_crc: frame_header.crc,
+        };
         scan.end_offset = offset + frame_len;
         if frame_header.kind == KIND_SEAL {
             break;

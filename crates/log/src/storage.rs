@@ -69,7 +69,12 @@ impl StorageFile for FsFile {
             Ok(()) => Ok(()),
             // Filesystems without fallocate (tmpfs on old kernels, some FUSE): grow the file so
             // at least its size metadata is settled before the first sync.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
+                ) =>
+            {
                 self.0.set_len(len)
             }
             Err(e) => Err(e),
@@ -81,7 +86,8 @@ impl StorageFile for FsFile {
 #[allow(unsafe_code)]
 fn fallocate(file: &std::fs::File, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: fallocate only takes integers; the descriptor is valid because `file` is borrowed
     // for the duration of the call.
     let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
@@ -114,11 +120,19 @@ impl Storage for FsStorage {
         Ok(names)
     }
     fn create(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
         Ok(Arc::new(FsFile(file)))
     }
     fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
         Ok(Arc::new(FsFile(file)))
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -198,7 +212,8 @@ impl StorageFile for MemHandle {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.check()?;
         let file = self.file.lock();
-        let start = usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        let start =
+            usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
         let src = start
             .checked_add(buf.len())
             .and_then(|end| file.data.get(start..end))
@@ -209,7 +224,8 @@ impl StorageFile for MemHandle {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.check()?;
         let mut file = self.file.lock();
-        let start = usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let start =
+            usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let end = start + buf.len();
         if file.data.len() < end {
             file.data.resize(end, 0);
@@ -238,7 +254,10 @@ impl StorageFile for MemHandle {
         };
         if let Some(mode) = armed {
             // The machine dies while this sync is in flight: nothing of it is promised.
-            MemStorage { fs: self.fs.clone() }.crash(mode);
+            MemStorage {
+                fs: self.fs.clone(),
+            }
+            .crash(mode);
             return Err(crashed());
         }
         let mut file = self.file.lock();
@@ -356,12 +375,19 @@ impl MemStorage {
     }
 
     fn handle(&self, file: Arc<Mutex<MemFile>>) -> Arc<dyn StorageFile> {
-        Arc::new(MemHandle { fs: self.fs.clone(), file, generation: self.fs.generation.load(Ordering::SeqCst) })
+        Arc::new(MemHandle {
+            fs: self.fs.clone(),
+            file,
+            generation: self.fs.generation.load(Ordering::SeqCst),
+        })
     }
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
 }
 
 impl Storage for MemStorage {
@@ -397,11 +423,24 @@ impl Storage for MemStorage {
         Ok(self.handle(file))
     }
     fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        let file = self.fs.tree.lock().files.get(path).cloned().ok_or_else(|| not_found(path))?;
+        let file = self
+            .fs
+            .tree
+            .lock()
+            .files
+            .get(path)
+            .cloned()
+            .ok_or_else(|| not_found(path))?;
         Ok(self.handle(file))
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
-        self.fs.tree.lock().files.remove(path).map(|_| ()).ok_or_else(|| not_found(path))
+        self.fs
+            .tree
+            .lock()
+            .files
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| not_found(path))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut tree = self.fs.tree.lock();

@@ -14,8 +14,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::format::{
-    self, begin_frame, finish_frame, put_block_header, put_record, record_len, Block, SealInfo, BLOCK_HEADER_LEN,
-    FRAME_HEADER_LEN, KIND_DATA, TARGET_BLOCK_PAYLOAD,
+    self, begin_frame, finish_frame, put_block_header, put_record, record_len, Block, SealInfo,
+    BLOCK_HEADER_LEN, FRAME_HEADER_LEN, KIND_DATA, TARGET_BLOCK_PAYLOAD,
 };
 use crate::index::{BlockList, QueueSegment, SegmentState};
 use crate::recovery::checkpoint_of;
@@ -60,7 +60,14 @@ const MAX_IDLE_BUFFER: usize = 32 << 20;
 
 impl Writer {
     pub fn new(shared: Arc<Shared>, active: ActiveSegment, max_arrival: i64) -> Writer {
-        Writer { shared, active, max_arrival, buf: Vec::new(), order: Vec::new(), written: Vec::new() }
+        Writer {
+            shared,
+            active,
+            max_arrival,
+            buf: Vec::new(),
+            order: Vec::new(),
+            written: Vec::new(),
+        }
     }
 
     /// Runs until the log closes or an I/O error stops it. Returns the error that stopped it.
@@ -71,7 +78,9 @@ impl Writer {
                 let msg = format!("write failed: {e}");
                 tracing::error!("kinesin-log writer stopped: {msg}");
                 for request in batch.drain(..) {
-                    let _ = request.reply.send(Err(LogError::Io(io::Error::new(e.kind(), msg.clone()))));
+                    let _ = request
+                        .reply
+                        .send(Err(LogError::Io(io::Error::new(e.kind(), msg.clone()))));
                 }
                 self.shared.fail(&msg);
                 return Err(msg);
@@ -123,17 +132,35 @@ impl Writer {
         {
             let mut state = self.shared.state.write();
             for (ri, request) in batch.iter().enumerate() {
-                if let Some(unknown) = request.entries.iter().find(|e| !state.queues.contains_key(&e.queue)) {
+                if let Some(unknown) = request
+                    .entries
+                    .iter()
+                    .find(|e| !state.queues.contains_key(&e.queue))
+                {
                     results.push(Err(LogError::UnknownQueue(unknown.queue)));
                     continue;
                 }
-                results.push(Ok(vec![Appended { position: 0, arrival_ms: arrival }; request.entries.len()]));
-                self.order.extend(request.entries.iter().enumerate().map(|(ei, e)| (e.queue, ri as u32, ei as u32)));
+                results.push(Ok(vec![
+                    Appended {
+                        position: 0,
+                        arrival_ms: arrival
+                    };
+                    request.entries.len()
+                ]));
+                self.order.extend(
+                    request
+                        .entries
+                        .iter()
+                        .enumerate()
+                        .map(|(ei, e)| (e.queue, ri as u32, ei as u32)),
+                );
             }
             // Stable: records of one queue keep their input order.
             self.order.sort_by_key(|&(queue, _, _)| queue);
             for group in self.order.chunk_by(|a, b| a.0 == b.0) {
-                let Some(q) = state.queues.get_mut(&group[0].0) else { continue };
+                let Some(q) = state.queues.get_mut(&group[0].0) else {
+                    continue;
+                };
                 for (k, &(_, ri, ei)) in group.iter().enumerate() {
                     if let Ok(appended) = &mut results[ri as usize] {
                         appended[ei as usize].position = q.next_assigned + k as u64;
@@ -149,7 +176,9 @@ impl Writer {
         self.order = order;
         encoded?;
         if !self.buf.is_empty() {
-            self.active.file.write_all_at(&self.buf, self.active.write_offset)?;
+            self.active
+                .file
+                .write_all_at(&self.buf, self.active.write_offset)?;
             if self.shared.config.durability == Durability::Fsync {
                 self.active.file.sync_data()?;
             }
@@ -228,14 +257,23 @@ impl Writer {
     fn roll(&mut self, needed: u64) -> io::Result<()> {
         let seal_offset = self.active.write_offset + self.buf.len() as u64;
         let (seal_lsn, seal_crc) = put_seal(&mut self.buf, &mut self.active.chain);
-        self.active.file.write_all_at(&self.buf, self.active.write_offset)?;
+        self.active
+            .file
+            .write_all_at(&self.buf, self.active.write_offset)?;
         self.active.file.sync_data()?;
         self.active.write_offset += self.buf.len() as u64;
         self.buf.clear();
         // Sealed means synced: its blocks are durable and may be read.
         self.publish();
         let sealed_id = self.active.id;
-        self.write_sidecar(sealed_id, SealInfo { offset: seal_offset, lsn: seal_lsn, crc: seal_crc });
+        self.write_sidecar(
+            sealed_id,
+            SealInfo {
+                offset: seal_offset,
+                lsn: seal_lsn,
+                crc: seal_crc,
+            },
+        );
 
         let checkpoint = checkpoint_of(&self.shared.state.read(), self.max_arrival);
         let min_len = segment::segment_overhead(checkpoint.next_positions.len()) + needed;
@@ -255,7 +293,13 @@ impl Writer {
             if let Some(segment) = state.segments.get_mut(&sealed_id) {
                 segment.sealed = true;
             }
-            state.segments.insert(next.id, SegmentState { sealed: false, file_len: next.len });
+            state.segments.insert(
+                next.id,
+                SegmentState {
+                    sealed: false,
+                    file_len: next.len,
+                },
+            );
         }
         *self.shared.active_file.lock() = Some(next.file.clone());
         self.active = next;
@@ -282,15 +326,29 @@ impl Writer {
             format::encode_sidecar(segment_id, seal, &lists)
         };
         let path = segment::file_path(&self.shared.wal_dir, segment_id, FileKind::Sidecar);
-        let written = self.shared.config.storage.create(&path).and_then(|file| file.write_all_at(&bytes, 0));
+        let written = self
+            .shared
+            .config
+            .storage
+            .create(&path)
+            .and_then(|file| file.write_all_at(&bytes, 0));
         if let Err(e) = written {
-            tracing::warn!("cannot write sidecar of segment {segment_id}: {e}; keeping its index in memory");
+            tracing::warn!(
+                "cannot write sidecar of segment {segment_id}: {e}; keeping its index in memory"
+            );
             return;
         }
         let mut state = self.shared.state.write();
         for entry in &table.queues {
-            let Some(q) = state.queues.get_mut(&entry.queue) else { continue };
-            if let Some(s) = q.segments.iter_mut().rev().find(|s| s.segment == segment_id) {
+            let Some(q) = state.queues.get_mut(&entry.queue) else {
+                continue;
+            };
+            if let Some(s) = q
+                .segments
+                .iter_mut()
+                .rev()
+                .find(|s| s.segment == segment_id)
+            {
                 *s = QueueSegment::from_sidecar(segment_id, entry);
             }
         }
@@ -303,11 +361,20 @@ impl Writer {
         }
         let mut state = self.shared.state.write();
         let mut last_queue = None;
-        for WrittenBlock { queue, segment, block } in self.written.drain(..) {
-            let Some(q) = state.queues.get_mut(&queue) else { continue };
+        for WrittenBlock {
+            queue,
+            segment,
+            block,
+        } in self.written.drain(..)
+        {
+            let Some(q) = state.queues.get_mut(&queue) else {
+                continue;
+            };
             match q.segments.back_mut() {
                 Some(s) if s.segment == segment => s.push(block),
-                _ => q.segments.extend(QueueSegment::from_blocks(segment, vec![block])),
+                _ => q
+                    .segments
+                    .extend(QueueSegment::from_blocks(segment, vec![block])),
             }
             q.next = block.end_pos();
             // Blocks of one queue are adjacent: notify once per queue, after its last block.

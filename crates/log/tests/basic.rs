@@ -12,22 +12,39 @@ fn append_assigns_dense_positions_per_queue_in_input_order() {
     let rt = runtime();
     let storage = MemStorage::new();
     let clock = TestClock::new(1_000);
-    let log = Log::open(mem_config(&storage, &clock, 1 << 20), &[(1, 60_000), (2, 60_000)]).expect("open");
+    let log = Log::open(
+        mem_config(&storage, &clock, 1 << 20),
+        &[(1, 60_000), (2, 60_000)],
+    )
+    .expect("open");
     let appended = rt
-        .block_on(log.append(vec![entry(1, "a", b"one"), entry(2, "b", b"two"), entry(1, "c", b"three")]))
+        .block_on(log.append(vec![
+            entry(1, "a", b"one"),
+            entry(2, "b", b"two"),
+            entry(1, "c", b"three"),
+        ]))
         .expect("append");
     let positions: Vec<u64> = appended.iter().map(|a| a.position).collect();
     assert_eq!(positions, vec![0, 0, 1]);
     assert!(appended.iter().all(|a| a.arrival_ms == 1_000));
     clock.advance(5);
-    let appended = rt.block_on(log.append(vec![entry(1, "d", b"four")])).expect("append");
+    let appended = rt
+        .block_on(log.append(vec![entry(1, "d", b"four")]))
+        .expect("append");
     assert_eq!((appended[0].position, appended[0].arrival_ms), (2, 1_005));
 
     let records = read_all(&log, 1);
     let data: Vec<&[u8]> = records.iter().map(|r| &r.data[..]).collect();
     assert_eq!(data, vec![&b"one"[..], b"three", b"four"]);
     assert_eq!(&records[1].partition_key[..], b"c");
-    assert_eq!(log.bounds(1).expect("bounds"), QueueBounds { trim_horizon: 0, next: 3, last_arrival_ms: Some(1_005) });
+    assert_eq!(
+        log.bounds(1).expect("bounds"),
+        QueueBounds {
+            trim_horizon: 0,
+            next: 3,
+            last_arrival_ms: Some(1_005)
+        }
+    );
     assert_eq!(log.bounds(2).expect("bounds").next, 1);
     assert_eq!(log.seek_timestamp(1, 1_001).expect("seek"), 2);
     assert_eq!(log.seek_timestamp(1, 0).expect("seek"), 0);
@@ -42,14 +59,19 @@ fn arrival_never_goes_backwards_even_if_the_clock_does() {
     let clock = TestClock::new(10_000);
     let config = mem_config(&storage, &clock, 1 << 20);
     let log = Log::open(config.clone(), &[(1, i64::MAX)]).expect("open");
-    rt.block_on(log.append(vec![entry(1, "k", b"x")])).expect("append");
+    rt.block_on(log.append(vec![entry(1, "k", b"x")]))
+        .expect("append");
     clock.set(5_000);
-    let a = rt.block_on(log.append(vec![entry(1, "k", b"y")])).expect("append");
+    let a = rt
+        .block_on(log.append(vec![entry(1, "k", b"y")]))
+        .expect("append");
     assert_eq!(a[0].arrival_ms, 10_000);
     log.close().expect("close");
     drop(log);
     let log = Log::open(config, &[(1, i64::MAX)]).expect("reopen");
-    let a = rt.block_on(log.append(vec![entry(1, "k", b"z")])).expect("append");
+    let a = rt
+        .block_on(log.append(vec![entry(1, "k", b"z")]))
+        .expect("append");
     assert_eq!((a[0].position, a[0].arrival_ms), (2, 10_000));
 }
 
@@ -68,11 +90,18 @@ fn read_respects_record_and_byte_budgets_but_returns_at_least_one() {
     let batch = log.read(7, 0, 100, 510).expect("read");
     assert_eq!(batch.records.len(), 5);
     let batch = log.read(7, 0, 100, 10).expect("read");
-    assert_eq!(batch.records.len(), 1, "one record even if bigger than max_bytes");
+    assert_eq!(
+        batch.records.len(),
+        1,
+        "one record even if bigger than max_bytes"
+    );
     let batch = log.read(7, 50, 100, 1000).expect("read");
     assert!(batch.records.is_empty());
     assert_eq!(batch.next, 50);
-    assert!(matches!(log.read(8, 0, 1, 1), Err(LogError::UnknownQueue(8))));
+    assert!(matches!(
+        log.read(8, 0, 1, 1),
+        Err(LogError::UnknownQueue(8))
+    ));
 }
 
 #[test]
@@ -82,26 +111,48 @@ fn queues_are_managed_and_errors_reported() {
     let clock = TestClock::new(0);
     let log = Log::open(mem_config(&storage, &clock, 1 << 20), &[]).expect("open");
     log.create_queue(1, 1000).expect("create");
-    assert!(matches!(log.create_queue(1, 1000), Err(LogError::QueueExists(1))));
-    assert!(matches!(rt.block_on(log.append(vec![entry(2, "k", b"x")])), Err(LogError::UnknownQueue(2))));
+    assert!(matches!(
+        log.create_queue(1, 1000),
+        Err(LogError::QueueExists(1))
+    ));
+    assert!(matches!(
+        rt.block_on(log.append(vec![entry(2, "k", b"x")])),
+        Err(LogError::UnknownQueue(2))
+    ));
     let too_big_key = "k".repeat(65_536);
-    assert!(matches!(rt.block_on(log.append(vec![entry(1, &too_big_key, b"x")])), Err(LogError::TooLarge(_))));
+    assert!(matches!(
+        rt.block_on(log.append(vec![entry(1, &too_big_key, b"x")])),
+        Err(LogError::TooLarge(_))
+    ));
     let too_big_data = kinesin_log::AppendEntry {
         queue: 1,
         partition_key: bytes::Bytes::new(),
         data: bytes::Bytes::from(vec![0u8; (64 << 20) + 1]),
     };
-    assert!(matches!(rt.block_on(log.append(vec![too_big_data])), Err(LogError::TooLarge(_))));
-    assert!(rt.block_on(log.append(vec![])).expect("empty append").is_empty());
+    assert!(matches!(
+        rt.block_on(log.append(vec![too_big_data])),
+        Err(LogError::TooLarge(_))
+    ));
+    assert!(rt
+        .block_on(log.append(vec![]))
+        .expect("empty append")
+        .is_empty());
     log.set_retention(1, 5).expect("set retention");
-    assert!(matches!(log.set_retention(9, 5), Err(LogError::UnknownQueue(9))));
+    assert!(matches!(
+        log.set_retention(9, 5),
+        Err(LogError::UnknownQueue(9))
+    ));
     log.drop_queue(1).expect("drop");
     assert!(matches!(log.drop_queue(1), Err(LogError::UnknownQueue(1))));
     assert!(matches!(log.bounds(1), Err(LogError::UnknownQueue(1))));
     log.close().expect("close");
     log.close().expect("close is idempotent");
-    log.create_queue(3, 10).expect("create after close is harmless");
-    assert!(matches!(rt.block_on(log.append(vec![entry(3, "k", b"x")])), Err(LogError::Closed)));
+    log.create_queue(3, 10)
+        .expect("create after close is harmless");
+    assert!(matches!(
+        rt.block_on(log.append(vec![entry(3, "k", b"x")])),
+        Err(LogError::Closed)
+    ));
     assert!(matches!(log.enforce_retention(), Err(LogError::Closed)));
 }
 
@@ -118,7 +169,8 @@ fn watch_fires_when_records_become_readable() {
         let next = *watch.borrow();
         next
     });
-    rt.block_on(log.append(vec![entry(1, "k", b"x"), entry(1, "k", b"y")])).expect("append");
+    rt.block_on(log.append(vec![entry(1, "k", b"x"), entry(1, "k", b"y")]))
+        .expect("append");
     assert_eq!(rt.block_on(waiter).expect("join"), 2);
 }
 
@@ -136,7 +188,9 @@ fn segments_roll_seal_and_survive_reopen() {
     for round in 0..60u32 {
         let mut entries = Vec::new();
         for q in 1..=3u64 {
-            let data = format!("q{q}-r{round}-").repeat((round % 7 + 1) as usize).into_bytes();
+            let data = format!("q{q}-r{round}-")
+                .repeat((round % 7 + 1) as usize)
+                .into_bytes();
             expected[q as usize].push(data.clone());
             entries.push(entry(q, "key", &data));
         }
@@ -145,14 +199,19 @@ fn segments_roll_seal_and_survive_reopen() {
     }
     // A record bigger than a segment gets a segment of its own.
     let big = vec![9u8; 10_000];
-    rt.block_on(log.append(vec![entry(2, "big", &big)])).expect("append big");
+    rt.block_on(log.append(vec![entry(2, "big", &big)]))
+        .expect("append big");
     expected[2].push(big);
     let check = |log: &Log| {
         for q in 1..=3u64 {
             let got: Vec<Vec<u8>> = read_all(log, q).iter().map(|r| r.data.to_vec()).collect();
             assert_eq!(got, expected[q as usize], "queue {q}");
             for (i, pos) in [0u64, 17, 59].iter().enumerate() {
-                assert_eq!(log.seek_timestamp(q, *pos as i64).expect("seek"), *pos, "seek {i}");
+                assert_eq!(
+                    log.seek_timestamp(q, *pos as i64).expect("seek"),
+                    *pos,
+                    "seek {i}"
+                );
             }
         }
     };
@@ -169,7 +228,9 @@ fn segments_roll_seal_and_survive_reopen() {
     drop(log);
     // Without sidecars (and with a damaged one) they are rebuilt by scanning.
     let idx: Vec<&String> = names.iter().filter(|n| n.ends_with(".idx")).collect();
-    storage.remove(&Path::new("/log/wal").join(idx[0])).expect("remove sidecar");
+    storage
+        .remove(&Path::new("/log/wal").join(idx[0]))
+        .expect("remove sidecar");
     let damaged = Path::new("/log/wal").join(idx[1]);
     let mut bytes = storage.read_file(&damaged).expect("sidecar");
     let last = bytes.len() - 1;
@@ -178,7 +239,12 @@ fn segments_roll_seal_and_survive_reopen() {
     storage.write_file(&damaged, &bytes);
     let log = Log::open(config, &queues).expect("reopen without sidecars");
     check(&log);
-    assert!(storage.read_file(&Path::new("/log/wal").join(idx[0])).is_some(), "sidecar rebuilt");
+    assert!(
+        storage
+            .read_file(&Path::new("/log/wal").join(idx[0]))
+            .is_some(),
+        "sidecar rebuilt"
+    );
 }
 
 #[test]
@@ -190,7 +256,8 @@ fn retention_hides_expired_records_and_deletes_segments_without_reusing_position
     let queues = [(1, 1_000), (2, 100_000)];
     let log = Log::open(config.clone(), &queues).expect("open");
     for i in 0..40u32 {
-        rt.block_on(log.append(vec![entry(1, "a", &[1u8; 200]), entry(2, "b", &[2u8; 10])])).expect("append");
+        rt.block_on(log.append(vec![entry(1, "a", &[1u8; 200]), entry(2, "b", &[2u8; 10])]))
+            .expect("append");
         if i == 19 {
             clock.advance(600);
         }
@@ -198,7 +265,10 @@ fn retention_hides_expired_records_and_deletes_segments_without_reusing_position
     clock.advance(600); // queue 1: the first 20 records are now older than 1,000 ms
     let bounds = log.bounds(1).expect("bounds");
     assert_eq!((bounds.trim_horizon, bounds.next), (20, 40));
-    assert_eq!(log.read(1, 0, 100, usize::MAX).expect("read").records[0].position, 20);
+    assert_eq!(
+        log.read(1, 0, 100, usize::MAX).expect("read").records[0].position,
+        20
+    );
     assert_eq!(log.seek_timestamp(1, 0).expect("seek"), 20);
     // Queue 2 keeps everything alive.
     assert_eq!(log.enforce_retention().expect("retention"), 0);
@@ -207,7 +277,14 @@ fn retention_hides_expired_records_and_deletes_segments_without_reusing_position
     assert!(deleted > 0);
     assert_eq!(log.bounds(1).expect("bounds").trim_horizon, 20);
     clock.advance(10_000);
-    assert_eq!(log.bounds(1).expect("bounds"), QueueBounds { trim_horizon: 40, next: 40, last_arrival_ms: None });
+    assert_eq!(
+        log.bounds(1).expect("bounds"),
+        QueueBounds {
+            trim_horizon: 40,
+            next: 40,
+            last_arrival_ms: None
+        }
+    );
     assert!(log.read(1, 0, 10, 1000).expect("read").records.is_empty());
     assert_eq!(log.read(1, 0, 10, 1000).expect("read").next, 40);
     assert!(log.enforce_retention().expect("retention") > 0);
@@ -217,7 +294,9 @@ fn retention_hides_expired_records_and_deletes_segments_without_reusing_position
     let log = Log::open(config.clone(), &queues).expect("reopen");
     assert_eq!(log.bounds(1).expect("bounds").next, 40);
     assert_eq!(log.bounds(2).expect("bounds").next, 40);
-    let a = rt.block_on(log.append(vec![entry(1, "a", b"new")])).expect("append");
+    let a = rt
+        .block_on(log.append(vec![entry(1, "a", b"new")]))
+        .expect("append");
     assert_eq!(a[0].position, 40);
     // Deleted files wait for reuse, then are renamed into new segments.
     let count = |ext: &str| {
@@ -227,7 +306,8 @@ fn retention_hides_expired_records_and_deletes_segments_without_reusing_position
     let free_before = count(".free");
     assert!(free_before > 0);
     for _ in 0..10 {
-        rt.block_on(log.append(vec![entry(1, "a", &[1u8; 1000])])).expect("append");
+        rt.block_on(log.append(vec![entry(1, "a", &[1u8; 1000])]))
+            .expect("append");
     }
     assert!(count(".free") < free_before, "rolls reused deleted files");
     log.close().expect("close");
@@ -262,7 +342,10 @@ fn concurrent_appends_share_syncs() {
         let tasks: Vec<_> = (0..64)
             .map(|i| {
                 let log = log.clone();
-                tokio::spawn(async move { log.append(vec![entry(1, "k", format!("{i}").as_bytes())]).await })
+                tokio::spawn(async move {
+                    log.append(vec![entry(1, "k", format!("{i}").as_bytes())])
+                        .await
+                })
             })
             .collect();
         for task in tasks {
@@ -271,7 +354,10 @@ fn concurrent_appends_share_syncs() {
     });
     let syncs = storage.sync_count() - before;
     assert!(syncs <= 64, "{syncs} syncs");
-    let mut got: Vec<String> = read_all(&log, 1).iter().map(|r| String::from_utf8_lossy(&r.data).into()).collect();
+    let mut got: Vec<String> = read_all(&log, 1)
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.data).into())
+        .collect();
     got.sort();
     let mut want: Vec<String> = (0..64).map(|i| i.to_string()).collect();
     want.sort();
@@ -288,7 +374,8 @@ fn a_crash_inside_a_sync_loses_only_unacknowledged_records() {
         let log = Log::open(config.clone(), &[(1, i64::MAX), (2, i64::MAX)]).expect("open");
         let mut acked = 0u64;
         for i in 0..10u8 {
-            rt.block_on(log.append(vec![entry(1, "k", &[i; 100]), entry(2, "k", &[i; 50])])).expect("append");
+            rt.block_on(log.append(vec![entry(1, "k", &[i; 100]), entry(2, "k", &[i; 50])]))
+                .expect("append");
             acked += 1;
         }
         storage.crash_at_sync(seed % 3, CrashMode::Torn { seed });
@@ -303,12 +390,19 @@ fn a_crash_inside_a_sync_loses_only_unacknowledged_records() {
             }
         }
         assert!(failed, "the armed crash fired");
-        assert!(matches!(rt.block_on(log.append(vec![entry(1, "k", b"x")])), Err(LogError::Failed(_))));
+        assert!(matches!(
+            rt.block_on(log.append(vec![entry(1, "k", b"x")])),
+            Err(LogError::Failed(_))
+        ));
         drop(log);
-        let log = Log::open(config.clone(), &[(1, i64::MAX), (2, i64::MAX)]).expect("reopen after crash");
+        let log =
+            Log::open(config.clone(), &[(1, i64::MAX), (2, i64::MAX)]).expect("reopen after crash");
         for q in 1..=2u64 {
             let records = read_all(&log, q);
-            assert!(records.len() as u64 >= acked && records.len() as u64 <= acked + 1, "seed {seed} queue {q}");
+            assert!(
+                records.len() as u64 >= acked && records.len() as u64 <= acked + 1,
+                "seed {seed} queue {q}"
+            );
             for (i, r) in records.iter().enumerate() {
                 assert_eq!(r.position, i as u64);
                 assert!(r.data.iter().all(|&b| b == i as u8));
@@ -316,12 +410,17 @@ fn a_crash_inside_a_sync_loses_only_unacknowledged_records() {
         }
         // Appends continue after the recovered end, and survive another reopen.
         let next = log.bounds(1).expect("bounds").next;
-        let a = rt.block_on(log.append(vec![entry(1, "k", b"after")])).expect("append");
+        let a = rt
+            .block_on(log.append(vec![entry(1, "k", b"after")]))
+            .expect("append");
         assert_eq!(a[0].position, next);
         log.close().expect("close");
         drop(log);
         let log = Log::open(config, &[(1, i64::MAX), (2, i64::MAX)]).expect("reopen");
-        assert_eq!(&read_all(&log, 1).last().expect("record").data[..], b"after");
+        assert_eq!(
+            &read_all(&log, 1).last().expect("record").data[..],
+            b"after"
+        );
     }
 }
 
@@ -333,12 +432,18 @@ fn a_damaged_frame_in_an_older_segment_is_reported_not_dropped() {
     let config = mem_config(&storage, &clock, 4096);
     let log = Log::open(config.clone(), &[(1, i64::MAX)]).expect("open");
     for i in 0..40u8 {
-        rt.block_on(log.append(vec![entry(1, "k", &[i; 300])])).expect("append");
+        rt.block_on(log.append(vec![entry(1, "k", &[i; 300])]))
+            .expect("append");
     }
     log.close().expect("close");
     drop(log);
     let wal = Path::new("/log/wal");
-    let mut names: Vec<String> = storage.list(wal).expect("list").into_iter().filter(|n| n.ends_with(".seg")).collect();
+    let mut names: Vec<String> = storage
+        .list(wal)
+        .expect("list")
+        .into_iter()
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
     names.sort();
     assert!(names.len() > 2);
     let first_segment = wal.join(&names[0]);
@@ -362,8 +467,13 @@ fn a_damaged_frame_in_an_older_segment_is_reported_not_dropped() {
     assert!(saw_corrupt);
     drop(log);
     // Without the sidecar, recovery scans and refuses to open.
-    storage.remove(&first_segment.with_extension("idx")).expect("remove sidecar");
-    assert!(matches!(Log::open(config, &[(1, i64::MAX)]), Err(LogError::Corrupt(_))));
+    storage
+        .remove(&first_segment.with_extension("idx"))
+        .expect("remove sidecar");
+    assert!(matches!(
+        Log::open(config, &[(1, i64::MAX)]),
+        Err(LogError::Corrupt(_))
+    ));
 }
 
 #[test]
@@ -373,7 +483,8 @@ fn dropped_queues_are_ignored_on_reopen() {
     let clock = TestClock::new(0);
     let config = mem_config(&storage, &clock, 1 << 20);
     let log = Log::open(config.clone(), &[(1, i64::MAX), (2, i64::MAX)]).expect("open");
-    rt.block_on(log.append(vec![entry(1, "k", b"a"), entry(2, "k", b"b")])).expect("append");
+    rt.block_on(log.append(vec![entry(1, "k", b"a"), entry(2, "k", b"b")]))
+        .expect("append");
     log.drop_queue(2).expect("drop");
     log.close().expect("close");
     drop(log);

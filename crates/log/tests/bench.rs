@@ -123,7 +123,11 @@ fn run(tasks: usize, records_per_append: usize, total_records: usize, queues: u6
     }
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(read as f64, records);
-    println!("read back: {:>9.0} records/s, {:>6.1} MB/s", read as f64 / elapsed, read as f64 * 1024.0 / elapsed / 1e6);
+    println!(
+        "read back: {:>9.0} records/s, {:>6.1} MB/s",
+        read as f64 / elapsed,
+        read as f64 * 1024.0 / elapsed / 1e6
+    );
     log.close().expect("close");
 }
 

@@ -46,7 +46,10 @@ fn concurrent_appends_survive_reopen_and_a_torn_tail_is_cut() {
                         let own = format!("task{task}-{i}-").repeat(1 + i % 20);
                         let shared = format!("{task}:{i}");
                         let appended = log
-                            .append(vec![entry(task, "own", own.as_bytes()), entry(SHARED_QUEUE, "s", shared.as_bytes())])
+                            .append(vec![
+                                entry(task, "own", own.as_bytes()),
+                                entry(SHARED_QUEUE, "s", shared.as_bytes()),
+                            ])
                             .await
                             .expect("append");
                         assert_eq!(appended[0].position, i as u64);
@@ -67,7 +70,10 @@ fn concurrent_appends_survive_reopen_and_a_torn_tail_is_cut() {
             assert_eq!(records.len(), PER_TASK);
             for (i, r) in records.iter().enumerate() {
                 assert_eq!(r.position, i as u64);
-                assert_eq!(r.data, format!("task{task}-{i}-").repeat(1 + i % 20).as_bytes());
+                assert_eq!(
+                    r.data,
+                    format!("task{task}-{i}-").repeat(1 + i % 20).as_bytes()
+                );
             }
         }
         let shared = read_all(log, SHARED_QUEUE);
@@ -77,16 +83,28 @@ fn concurrent_appends_survive_reopen_and_a_torn_tail_is_cut() {
             let text = std::str::from_utf8(&r.data).expect("utf8");
             let (task, i) = text.split_once(':').expect("task:i");
             let task: usize = task.parse().expect("task");
-            assert_eq!(i.parse::<usize>().expect("i"), seen[task], "per-task order kept");
+            assert_eq!(
+                i.parse::<usize>().expect("i"),
+                seen[task],
+                "per-task order kept"
+            );
             seen[task] += 1;
         }
     };
     let log = Log::open(config(dir.path()), &queues()).expect("reopen");
     check(&log);
-    assert!(std::fs::read_dir(dir.path().join("wal")).expect("wal").count() > 3, "segments rolled");
+    assert!(
+        std::fs::read_dir(dir.path().join("wal"))
+            .expect("wal")
+            .count()
+            > 3,
+        "segments rolled"
+    );
 
     // One more append, alone at the tail; then tear its last bytes as a crash mid-write would.
-    let appended = rt.block_on(log.append(vec![entry(0, "k", b"the torn record")])).expect("append");
+    let appended = rt
+        .block_on(log.append(vec![entry(0, "k", b"the torn record")]))
+        .expect("append");
     assert_eq!(appended[0].position, PER_TASK as u64);
     log.close().expect("close");
     drop(log);
@@ -100,8 +118,14 @@ fn concurrent_appends_survive_reopen_and_a_torn_tail_is_cut() {
 
     let log = Log::open(config(dir.path()), &queues()).expect("reopen after tear");
     check(&log);
-    assert_eq!(log.bounds(0).expect("bounds").next, PER_TASK as u64, "the torn frame is cut");
-    let appended = rt.block_on(log.append(vec![entry(0, "k", b"after the tear")])).expect("append");
+    assert_eq!(
+        log.bounds(0).expect("bounds").next,
+        PER_TASK as u64,
+        "the torn frame is cut"
+    );
+    let appended = rt
+        .block_on(log.append(vec![entry(0, "k", b"after the tear")]))
+        .expect("append");
     assert_eq!(appended[0].position, PER_TASK as u64);
     log.close().expect("close");
     drop(log);
@@ -113,14 +137,18 @@ fn concurrent_appends_survive_reopen_and_a_torn_tail_is_cut() {
 
 #[test]
 fn interval_and_none_modes_persist_on_close() {
-    for durability in [Durability::Interval(std::time::Duration::from_millis(5)), Durability::None] {
+    for durability in [
+        Durability::Interval(std::time::Duration::from_millis(5)),
+        Durability::None,
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let rt = runtime();
         let mut cfg = config(dir.path());
         cfg.durability = durability;
         let log = Log::open(cfg.clone(), &queues()).expect("open");
         for i in 0..100u32 {
-            rt.block_on(log.append(vec![entry(1, "k", &i.to_le_bytes())])).expect("append");
+            rt.block_on(log.append(vec![entry(1, "k", &i.to_le_bytes())]))
+                .expect("append");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
         log.close().expect("close");

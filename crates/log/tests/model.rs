@@ -25,22 +25,52 @@ struct Rec {
 
 #[derive(Debug, Clone)]
 enum Op {
-    CreateQueue { retention_ms: i64 },
-    DropQueue { queue_pick: u8 },
-    Append { records: Vec<Rec> },
-    Read { queue_pick: u8, from: u16, max_records: u8, max_bytes: u16 },
-    Seek { queue_pick: u8, back_ms: u16 },
-    SetRetention { queue_pick: u8, retention_ms: i64 },
-    Advance { ms: u16 },
+    CreateQueue {
+        retention_ms: i64,
+    },
+    DropQueue {
+        queue_pick: u8,
+    },
+    Append {
+        records: Vec<Rec>,
+    },
+    Read {
+        queue_pick: u8,
+        from: u16,
+        max_records: u8,
+        max_bytes: u16,
+    },
+    Seek {
+        queue_pick: u8,
+        back_ms: u16,
+    },
+    SetRetention {
+        queue_pick: u8,
+        retention_ms: i64,
+    },
+    Advance {
+        ms: u16,
+    },
     EnforceRetention,
     Reopen,
-    Crash { torn: bool, seed: u64 },
-    CrashDuringAppend { after_syncs: u8, seed: u64, records: Vec<Rec> },
+    Crash {
+        torn: bool,
+        seed: u64,
+    },
+    CrashDuringAppend {
+        after_syncs: u8,
+        seed: u64,
+        records: Vec<Rec>,
+    },
 }
 
 fn rec() -> impl Strategy<Value = Rec> {
     let data_len = prop_oneof![20 => 0u16..300, 1 => 2000u16..5000];
-    (any::<u8>(), 0u8..20, data_len).prop_map(|(queue_pick, key_len, data_len)| Rec { queue_pick, key_len, data_len })
+    (any::<u8>(), 0u8..20, data_len).prop_map(|(queue_pick, key_len, data_len)| Rec {
+        queue_pick,
+        key_len,
+        data_len,
+    })
 }
 
 fn retention() -> impl Strategy<Value = i64> {
@@ -110,7 +140,10 @@ impl Harness {
         config.index_cache_blocks = 16;
         let log = Log::open(config.clone(), &[]).expect("open");
         Harness {
-            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime"),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
             storage,
             clock,
             config,
@@ -137,9 +170,17 @@ impl Harness {
                 let queue = self.pick(r.queue_pick)?;
                 self.counter += 1;
                 let tag = self.counter.to_le_bytes();
-                let data: Vec<u8> = (0..r.data_len as usize).map(|i| tag[i % 8] ^ (i as u8)).collect();
-                let key: Vec<u8> = (0..r.key_len).map(|i| b'a' + (i + self.counter as u8) % 26).collect();
-                Some(AppendEntry { queue, partition_key: key.into(), data: data.into() })
+                let data: Vec<u8> = (0..r.data_len as usize)
+                    .map(|i| tag[i % 8] ^ (i as u8))
+                    .collect();
+                let key: Vec<u8> = (0..r.key_len)
+                    .map(|i| b'a' + (i + self.counter as u8) % 26)
+                    .collect();
+                Some(AppendEntry {
+                    queue,
+                    partition_key: key.into(),
+                    data: data.into(),
+                })
             })
             .collect()
     }
@@ -153,7 +194,11 @@ impl Harness {
         if let Some(log) = self.log.take() {
             let _ = log.close();
         }
-        let live: Vec<(QueueId, i64)> = self.queues.iter().map(|(id, q)| (*id, q.retention_ms)).collect();
+        let live: Vec<(QueueId, i64)> = self
+            .queues
+            .iter()
+            .map(|(id, q)| (*id, q.retention_ms))
+            .collect();
         self.log = Some(Log::open(self.config.clone(), &live).expect("reopen"));
     }
 
@@ -168,8 +213,16 @@ impl Harness {
             by_queue.entry(e.queue).or_default().push(e);
         }
         for (queue, entries) in by_queue {
-            let Some(q) = self.queues.get_mut(&queue) else { continue };
-            let next = self.log.as_ref().expect("log").bounds(queue).expect("bounds").next as usize;
+            let Some(q) = self.queues.get_mut(&queue) else {
+                continue;
+            };
+            let next = self
+                .log
+                .as_ref()
+                .expect("log")
+                .bounds(queue)
+                .expect("bounds")
+                .next as usize;
             assert!(
                 next >= q.records.len() && next <= q.records.len() + entries.len(),
                 "queue {queue}: next {next} after crash, {} acked, {} unacked",
@@ -192,7 +245,13 @@ impl Harness {
                 let id = self.next_queue_id;
                 self.next_queue_id += 1;
                 self.log().create_queue(id, *retention_ms).expect("create");
-                self.queues.insert(id, ModelQueue { retention_ms: *retention_ms, ..Default::default() });
+                self.queues.insert(
+                    id,
+                    ModelQueue {
+                        retention_ms: *retention_ms,
+                        ..Default::default()
+                    },
+                );
             }
             Op::DropQueue { queue_pick } => {
                 if let Some(id) = self.pick(*queue_pick) {
@@ -203,29 +262,49 @@ impl Harness {
             Op::Append { records } => {
                 let entries = self.entries(records);
                 let now = self.now();
-                let appended = self.rt.block_on(self.log().append(entries.clone())).expect("append");
+                let appended = self
+                    .rt
+                    .block_on(self.log().append(entries.clone()))
+                    .expect("append");
                 for (e, a) in entries.iter().zip(&appended) {
                     let q = self.queues.get_mut(&e.queue).expect("queue");
                     assert_eq!(a.position as usize, q.records.len(), "dense positions");
                     assert_eq!(a.arrival_ms, now);
-                    q.records.push(ModelRecord { arrival_ms: now, key: e.partition_key.to_vec(), data: e.data.to_vec() });
+                    q.records.push(ModelRecord {
+                        arrival_ms: now,
+                        key: e.partition_key.to_vec(),
+                        data: e.data.to_vec(),
+                    });
                 }
             }
-            Op::Read { queue_pick, from, max_records, max_bytes } => {
+            Op::Read {
+                queue_pick,
+                from,
+                max_records,
+                max_bytes,
+            } => {
                 if let Some(id) = self.pick(*queue_pick) {
                     let from = u64::from(*from) % (self.queues[&id].records.len() as u64 + 3);
                     self.check_read(id, from, *max_records as usize, *max_bytes as usize);
                 }
             }
-            Op::Seek { queue_pick, back_ms } => {
+            Op::Seek {
+                queue_pick,
+                back_ms,
+            } => {
                 if let Some(id) = self.pick(*queue_pick) {
                     let ts = self.now() - i64::from(*back_ms) * 5;
                     self.check_seek(id, ts);
                 }
             }
-            Op::SetRetention { queue_pick, retention_ms } => {
+            Op::SetRetention {
+                queue_pick,
+                retention_ms,
+            } => {
                 if let Some(id) = self.pick(*queue_pick) {
-                    self.log().set_retention(id, *retention_ms).expect("set retention");
+                    self.log()
+                        .set_retention(id, *retention_ms)
+                        .expect("set retention");
                     self.queues.get_mut(&id).expect("queue").retention_ms = *retention_ms;
                 }
             }
@@ -240,16 +319,25 @@ impl Harness {
             }
             Op::Reopen => self.reopen(),
             Op::Crash { torn, seed } => {
-                let mode = if *torn { CrashMode::Torn { seed: *seed } } else { CrashMode::DropUnsynced };
+                let mode = if *torn {
+                    CrashMode::Torn { seed: *seed }
+                } else {
+                    CrashMode::DropUnsynced
+                };
                 self.crash_and_reopen(mode, &[], 0);
             }
-            Op::CrashDuringAppend { after_syncs, seed, records } => {
+            Op::CrashDuringAppend {
+                after_syncs,
+                seed,
+                records,
+            } => {
                 let entries = self.entries(records);
                 if entries.is_empty() {
                     return;
                 }
                 let now = self.now();
-                self.storage.crash_at_sync(u64::from(*after_syncs), CrashMode::Torn { seed: *seed });
+                self.storage
+                    .crash_at_sync(u64::from(*after_syncs), CrashMode::Torn { seed: *seed });
                 let result = self.rt.block_on(self.log().append(entries.clone()));
                 let fired = !self.storage.disarm();
                 match result {
@@ -257,7 +345,11 @@ impl Harness {
                         for (e, a) in entries.iter().zip(&appended) {
                             let q = self.queues.get_mut(&e.queue).expect("queue");
                             assert_eq!(a.position as usize, q.records.len());
-                            q.records.push(ModelRecord { arrival_ms: now, key: e.partition_key.to_vec(), data: e.data.to_vec() });
+                            q.records.push(ModelRecord {
+                                arrival_ms: now,
+                                key: e.partition_key.to_vec(),
+                                data: e.data.to_vec(),
+                            });
                         }
                         self.crash_and_reopen(CrashMode::Torn { seed: *seed }, &[], now);
                     }
@@ -283,15 +375,22 @@ impl Harness {
             "queue {id}: trim horizon {} not in [{model_trim}, {latest_possible}]",
             bounds.trim_horizon
         );
-        let expected_last = (bounds.trim_horizon < len).then(|| q.records[len as usize - 1].arrival_ms);
-        assert_eq!(bounds.last_arrival_ms, expected_last, "queue {id}: last arrival");
+        let expected_last =
+            (bounds.trim_horizon < len).then(|| q.records[len as usize - 1].arrival_ms);
+        assert_eq!(
+            bounds.last_arrival_ms, expected_last,
+            "queue {id}: last arrival"
+        );
         bounds.trim_horizon
     }
 
     fn check_read(&self, id: QueueId, from: u64, max_records: usize, max_bytes: usize) {
         let trim = self.check_bounds(id);
         let q = &self.queues[&id];
-        let batch = self.log().read(id, from, max_records, max_bytes).expect("read");
+        let batch = self
+            .log()
+            .read(id, from, max_records, max_bytes)
+            .expect("read");
         let start = from.max(trim);
         let mut expected = Vec::new();
         let mut bytes = 0;
@@ -307,10 +406,20 @@ impl Harness {
             .records
             .iter()
             .map(|r| {
-                (r.position, ModelRecord { arrival_ms: r.arrival_ms, key: r.partition_key.to_vec(), data: r.data.to_vec() })
+                (
+                    r.position,
+                    ModelRecord {
+                        arrival_ms: r.arrival_ms,
+                        key: r.partition_key.to_vec(),
+                        data: r.data.to_vec(),
+                    },
+                )
             })
             .collect();
-        assert_eq!(got, expected, "queue {id}: read({from}, {max_records}, {max_bytes})");
+        assert_eq!(
+            got, expected,
+            "queue {id}: read({from}, {max_records}, {max_bytes})"
+        );
         let expected_next = expected.last().map_or(start, |(pos, _)| pos + 1);
         assert_eq!(batch.next, expected_next, "queue {id}: read next");
     }
@@ -319,7 +428,11 @@ impl Harness {
         let trim = self.check_bounds(id);
         let q = &self.queues[&id];
         let expected = (q.first_at_or_after(ts.max(q.cutoff(self.now()))) as u64).max(trim);
-        assert_eq!(self.log().seek_timestamp(id, ts).expect("seek"), expected, "queue {id}: seek {ts}");
+        assert_eq!(
+            self.log().seek_timestamp(id, ts).expect("seek"),
+            expected,
+            "queue {id}: seek {ts}"
+        );
     }
 
     /// Everything retained reads back exactly.

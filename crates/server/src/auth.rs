@@ -11,7 +11,9 @@ pub enum AuthError {
     MissingToken,
     #[error("{0}")]
     IncompleteSignature(String),
-    #[error("Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header.")]
+    #[error(
+        "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header."
+    )]
     BothForms,
 }
 
@@ -113,6 +115,9 @@ mod tests {
             ("x-amz-date", "20240101T000000Z"),
         ]);
         assert_eq!(check(&h, None), Ok(Some("eu-west-1".into())));
-        assert_eq!(check(&h, Some("X-Amz-Algorithm=AWS4")), Err(AuthError::BothForms));
+        assert_eq!(
+            check(&h, Some("X-Amz-Algorithm=AWS4")),
+            Err(AuthError::BothForms)
+        );
     }
 }

@@ -130,7 +130,10 @@ pub async fn serve(
     }
     drop(listener);
     let grace = shared.cfg.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not finish within {grace:?}");
     }
     Ok(())
@@ -172,8 +175,7 @@ fn request_id() -> String {
 fn extended_request_id() -> String {
     use std::fmt::Write;
     // 72 random bytes, base64 (96 chars), as AWS sends; hand-rolled to avoid a dependency here.
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes: [[u8; 24]; 3] = rand::random();
     let mut out = String::with_capacity(96);
     for chunk in bytes.iter().flat_map(|c| c.chunks(3)) {
@@ -257,7 +259,9 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let body = match tokio::time::timeout(shared.cfg.read_timeout, limited.collect()).await {
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return too_large();
             }
             return wire_error(protocol, &WireError::serialization(None));

@@ -71,7 +71,11 @@ pub fn initial_response(protocol: Protocol) -> Vec<u8> {
 
 /// A `SubscribeToShardEvent` message.
 pub fn subscribe_event(protocol: Protocol, e: &SubscribeToShardEvent) -> Vec<u8> {
-    let hint = 256 + e.records.iter().map(|r| r.data.len() * 4 / 3 + 160).sum::<usize>();
+    let hint = 256
+        + e.records
+            .iter()
+            .map(|r| r.data.len() * 4 / 3 + 160)
+            .sum::<usize>();
     let payload = match protocol {
         Protocol::Json => {
             let mut sink = encode::JsonSink::with_capacity(hint);
@@ -126,7 +130,10 @@ mod tests {
         let total = u32::from_be_bytes(f[0..4].try_into().unwrap()) as usize;
         let hlen = u32::from_be_bytes(f[4..8].try_into().unwrap()) as usize;
         assert_eq!(total, f.len());
-        assert_eq!(u32::from_be_bytes(f[8..12].try_into().unwrap()), crc32fast::hash(&f[..8]));
+        assert_eq!(
+            u32::from_be_bytes(f[8..12].try_into().unwrap()),
+            crc32fast::hash(&f[..8])
+        );
         assert_eq!(
             u32::from_be_bytes(f[total - 4..].try_into().unwrap()),
             crc32fast::hash(&f[..total - 4])
@@ -149,7 +156,10 @@ mod tests {
     fn frames_carry_headers_payload_and_crcs() {
         let f = initial_response(Protocol::Json);
         let (h, p) = parse(&f);
-        assert_eq!(h[1], (":event-type".to_string(), "initial-response".to_string()));
+        assert_eq!(
+            h[1],
+            (":event-type".to_string(), "initial-response".to_string())
+        );
         assert_eq!(p, b"{}");
         let e = SubscribeToShardEvent {
             records: vec![],
@@ -168,7 +178,13 @@ mod tests {
             &kinesin_engine::Error::ResourceInUse("taken".into()),
         ));
         assert_eq!(h[0].1, "exception");
-        assert_eq!(h[1], (":exception-type".to_string(), "ResourceInUseException".to_string()));
+        assert_eq!(
+            h[1],
+            (
+                ":exception-type".to_string(),
+                "ResourceInUseException".to_string()
+            )
+        );
         assert_eq!(p, br#"{"message":"taken"}"#);
     }
 }

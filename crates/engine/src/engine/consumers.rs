@@ -51,7 +51,10 @@ struct SubscriptionSlot {
 }
 
 fn consumer_arn(stream_arn: &str, name: &str, created_ms: i64) -> String {
-    format!("{stream_arn}/consumer/{name}:{}", created_ms.div_euclid(1000))
+    format!(
+        "{stream_arn}/consumer/{name}:{}",
+        created_ms.div_euclid(1000)
+    )
 }
 
 /// `arn:aws:kinesis:REGION:ACCOUNT:stream/STREAM/consumer/NAME:SECS` -> parts.
@@ -82,49 +85,56 @@ fn consumer_status(s: &str) -> ConsumerStatus {
 
 impl Engine {
     /// Resolves a consumer named by ARN, or stream ARN + name, or all three.
-    fn resolve_consumer(&self, scope: &Scope, r: &ConsumerRef) -> Result<(StreamHandle, ConsumerMeta)> {
-        let (stream_name, consumer_name, secs) = match (&r.consumer_arn, &r.stream_arn, &r.consumer_name) {
-            (Some(arn), stream_arn, name) => {
-                let (region, account, stream, consumer, secs) = parse_consumer_arn(arn)
-                    .ok_or_else(|| Error::InvalidArgument(format!("Invalid ConsumerARN: {arn}")))?;
-                if region != scope.region || account != scope.account {
-                    return Err(Error::AccessDenied(format!(
-                        "User is not authorized to access consumer {arn}"
-                    )));
-                }
-                if let Some(sa) = stream_arn {
-                    if parse_stream_arn(sa).map(|p| p.2) != Some(stream.as_str()) {
-                        return Err(Error::InvalidArgument(format!(
-                            "ConsumerARN {arn} does not belong to stream {sa}."
+    fn resolve_consumer(
+        &self,
+        scope: &Scope,
+        r: &ConsumerRef,
+    ) -> Result<(StreamHandle, ConsumerMeta)> {
+        let (stream_name, consumer_name, secs) =
+            match (&r.consumer_arn, &r.stream_arn, &r.consumer_name) {
+                (Some(arn), stream_arn, name) => {
+                    let (region, account, stream, consumer, secs) = parse_consumer_arn(arn)
+                        .ok_or_else(|| {
+                            Error::InvalidArgument(format!("Invalid ConsumerARN: {arn}"))
+                        })?;
+                    if region != scope.region || account != scope.account {
+                        return Err(Error::AccessDenied(format!(
+                            "User is not authorized to access consumer {arn}"
                         )));
                     }
-                }
-                if let Some(n) = name {
-                    if *n != consumer {
-                        return Err(Error::InvalidArgument(format!(
-                            "ConsumerARN {arn} and ConsumerName {n} do not match."
-                        )));
+                    if let Some(sa) = stream_arn {
+                        if parse_stream_arn(sa).map(|p| p.2) != Some(stream.as_str()) {
+                            return Err(Error::InvalidArgument(format!(
+                                "ConsumerARN {arn} does not belong to stream {sa}."
+                            )));
+                        }
                     }
+                    if let Some(n) = name {
+                        if *n != consumer {
+                            return Err(Error::InvalidArgument(format!(
+                                "ConsumerARN {arn} and ConsumerName {n} do not match."
+                            )));
+                        }
+                    }
+                    (stream, consumer, Some(secs))
                 }
-                (stream, consumer, Some(secs))
-            }
-            (None, Some(sa), Some(name)) => {
-                let name_of = self.resolve_name(
-                    scope,
-                    &StreamRef {
-                        name: None,
-                        arn: Some(sa.clone()),
-                    },
-                )?;
-                (name_of, name.clone(), None)
-            }
-            _ => {
-                return Err(Error::InvalidArgument(
-                    "Either ConsumerARN or both StreamARN and ConsumerName must be provided."
-                        .into(),
-                ))
-            }
-        };
+                (None, Some(sa), Some(name)) => {
+                    let name_of = self.resolve_name(
+                        scope,
+                        &StreamRef {
+                            name: None,
+                            arn: Some(sa.clone()),
+                        },
+                    )?;
+                    (name_of, name.clone(), None)
+                }
+                _ => {
+                    return Err(Error::InvalidArgument(
+                        "Either ConsumerARN or both StreamARN and ConsumerName must be provided."
+                            .into(),
+                    ))
+                }
+            };
         let (_, handle) = self.resolve(scope, &StreamRef::by_name(&stream_name))?;
         let consumer = handle
             .read()
@@ -142,7 +152,11 @@ impl Engine {
         Ok((handle, consumer))
     }
 
-    pub async fn register_stream_consumer(&self, scope: &Scope, input: RegisterStreamConsumerInput) -> Result<Consumer> {
+    pub async fn register_stream_consumer(
+        &self,
+        scope: &Scope,
+        input: RegisterStreamConsumerInput,
+    ) -> Result<Consumer> {
         let _guard = self.inner.control.lock().await;
         let (name, handle) = self.resolve(
             scope,
@@ -192,7 +206,11 @@ impl Engine {
             Ok(stream_arn(&m.region, &m.account, &m.name))
         })?;
         if delay > 0 {
-            self.schedule_consumer_transition(handle.read().meta.key(), consumer.name.clone(), t + delay);
+            self.schedule_consumer_transition(
+                handle.read().meta.key(),
+                consumer.name.clone(),
+                t + delay,
+            );
         }
         Ok(Consumer {
             consumer_arn: consumer_arn(&arn, &consumer.name, consumer.created_ms),
@@ -202,7 +220,11 @@ impl Engine {
         })
     }
 
-    pub fn describe_stream_consumer(&self, scope: &Scope, input: ConsumerRef) -> Result<ConsumerDescription> {
+    pub fn describe_stream_consumer(
+        &self,
+        scope: &Scope,
+        input: ConsumerRef,
+    ) -> Result<ConsumerDescription> {
         let (handle, c) = self.resolve_consumer(scope, &input)?;
         let st = handle.read();
         let sarn = stream_arn(&st.meta.region, &st.meta.account, &st.meta.name);
@@ -215,7 +237,11 @@ impl Engine {
         })
     }
 
-    pub fn list_stream_consumers(&self, scope: &Scope, input: ListStreamConsumersInput) -> Result<ListStreamConsumersOutput> {
+    pub fn list_stream_consumers(
+        &self,
+        scope: &Scope,
+        input: ListStreamConsumersInput,
+    ) -> Result<ListStreamConsumersOutput> {
         let t = now(&self.inner);
         let after = match &input.next_token {
             Some(tok) => {
@@ -285,7 +311,11 @@ impl Engine {
         })
     }
 
-    pub async fn deregister_stream_consumer(&self, scope: &Scope, input: ConsumerRef) -> Result<()> {
+    pub async fn deregister_stream_consumer(
+        &self,
+        scope: &Scope,
+        input: ConsumerRef,
+    ) -> Result<()> {
         let _guard = self.inner.control.lock().await;
         let (handle, consumer) = self.resolve_consumer(scope, &input)?;
         let delay = self.inner.cfg.delete_stream_delay.as_millis() as i64;
@@ -305,7 +335,12 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) fn schedule_consumer_transition(&self, stream_key: String, consumer: String, until_ms: i64) {
+    pub(super) fn schedule_consumer_transition(
+        &self,
+        stream_key: String,
+        consumer: String,
+        until_ms: i64,
+    ) {
         let engine = self.clone();
         let delay = (until_ms - now(&self.inner)).max(0) as u64;
         tokio::spawn(async move {
@@ -359,7 +394,11 @@ impl Engine {
     }
 
     /// Validates a SubscribeToShard call and starts the subscription.
-    pub async fn subscribe_to_shard(&self, scope: &Scope, input: SubscribeToShardInput) -> Result<Subscription> {
+    pub async fn subscribe_to_shard(
+        &self,
+        scope: &Scope,
+        input: SubscribeToShardInput,
+    ) -> Result<Subscription> {
         let r = ConsumerRef {
             consumer_arn: Some(input.consumer_arn.clone()),
             ..ConsumerRef::default()
@@ -467,7 +506,8 @@ impl Pace {
     /// How long to wait before sending more.
     fn wait(&mut self) -> Duration {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
         self.last = now;
         if self.tokens > 0.0 {
             Duration::ZERO
@@ -519,11 +559,11 @@ impl Subscription {
             )));
         }
         let st = self.handle.read();
-        let alive = st
-            .meta
-            .consumers
-            .iter()
-            .any(|c| c.name == self.consumer_name && c.created_ms == self.consumer_created_ms && c.status == "ACTIVE");
+        let alive = st.meta.consumers.iter().any(|c| {
+            c.name == self.consumer_name
+                && c.created_ms == self.consumer_created_ms
+                && c.status == "ACTIVE"
+        });
         let stream_there = self
             .engine
             .inner
@@ -566,13 +606,21 @@ impl Subscription {
             self.watch.borrow_and_update();
             let (shard, encryption, children) = {
                 let st = self.handle.read();
-                let shard = st.shard(self.shard.index).cloned().unwrap_or_else(|| self.shard.clone());
+                let shard = st
+                    .shard(self.shard.index)
+                    .cloned()
+                    .unwrap_or_else(|| self.shard.clone());
                 let children = children_of(&st.meta, shard.index);
                 (shard, encryption_of(&st.meta), children)
             };
             self.shard = shard;
             let log = &self.engine.inner.log;
-            let batch = match log.read(self.shard.queue, self.position, EVENT_MAX_RECORDS, EVENT_MAX_BYTES) {
+            let batch = match log.read(
+                self.shard.queue,
+                self.position,
+                EVENT_MAX_RECORDS,
+                EVENT_MAX_BYTES,
+            ) {
                 Ok(b) => b,
                 Err(e) => {
                     self.done = true;
@@ -581,22 +629,38 @@ impl Subscription {
             };
             self.position = batch.next;
             if !batch.records.is_empty() {
-                let bytes: usize = batch.records.iter().map(|r| r.data.len() + r.partition_key.len()).sum();
+                let bytes: usize = batch
+                    .records
+                    .iter()
+                    .map(|r| r.data.len() + r.partition_key.len())
+                    .sum();
                 if let Some(p) = self.pace.as_mut() {
                     p.charge(bytes);
                 }
-                let tip = log.bounds(self.shard.queue).map(|b| b.next).unwrap_or(batch.next);
+                let tip = log
+                    .bounds(self.shard.queue)
+                    .map(|b| b.next)
+                    .unwrap_or(batch.next);
                 let behind = if batch.next >= tip {
                     0
                 } else {
-                    batch.records.last().map(|r| (t - r.arrival_ms).max(0)).unwrap_or(0)
+                    batch
+                        .records
+                        .last()
+                        .map(|r| (t - r.arrival_ms).max(0))
+                        .unwrap_or(0)
                 };
                 let last = batch.records.last().map(|r| (r.position, r.arrival_ms));
                 let records = batch
                     .records
                     .into_iter()
                     .map(|r| Record {
-                        sequence_number: record_seq(self.shard.index, self.shard.created_ms, r.position, r.arrival_ms),
+                        sequence_number: record_seq(
+                            self.shard.index,
+                            self.shard.created_ms,
+                            r.position,
+                            r.arrival_ms,
+                        ),
                         approximate_arrival_timestamp: r.arrival_ms,
                         partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
                         data: r.data,
@@ -606,9 +670,8 @@ impl Subscription {
                 self.last_event = Instant::now();
                 return Some(Ok(SubscribeToShardEvent {
                     records,
-                    continuation_sequence_number: last.map(|(p, a)| {
-                        record_seq(self.shard.index, self.shard.created_ms, p, a)
-                    }),
+                    continuation_sequence_number: last
+                        .map(|(p, a)| record_seq(self.shard.index, self.shard.created_ms, p, a)),
                     millis_behind_latest: behind,
                     child_shards: None,
                 }));
@@ -664,10 +727,19 @@ mod tests {
     fn consumer_arns_round_trip() {
         let sarn = stream_arn("us-east-1", "123456789012", "s1");
         let arn = consumer_arn(&sarn, "c1", 1_700_000_000_123);
-        assert_eq!(arn, "arn:aws:kinesis:us-east-1:123456789012:stream/s1/consumer/c1:1700000000");
+        assert_eq!(
+            arn,
+            "arn:aws:kinesis:us-east-1:123456789012:stream/s1/consumer/c1:1700000000"
+        );
         assert_eq!(
             parse_consumer_arn(&arn),
-            Some(("us-east-1".into(), "123456789012".into(), "s1".into(), "c1".into(), 1_700_000_000))
+            Some((
+                "us-east-1".into(),
+                "123456789012".into(),
+                "s1".into(),
+                "c1".into(),
+                1_700_000_000
+            ))
         );
         assert_eq!(parse_consumer_arn(&sarn), None);
     }

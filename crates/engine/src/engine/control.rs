@@ -98,7 +98,12 @@ impl Engine {
         })
     }
 
-    pub async fn stream_encryption(&self, scope: &Scope, input: StreamEncryptionInput, start: bool) -> Result<()> {
+    pub async fn stream_encryption(
+        &self,
+        scope: &Scope,
+        input: StreamEncryptionInput,
+        start: bool,
+    ) -> Result<()> {
         if input.encryption_type != EncryptionType::Kms {
             return Err(Error::InvalidArgument(format!(
                 "Encryption type {} is not supported. Only KMS is supported.",
@@ -139,7 +144,11 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn update_max_record_size(&self, scope: &Scope, input: UpdateMaxRecordSizeInput) -> Result<()> {
+    pub async fn update_max_record_size(
+        &self,
+        scope: &Scope,
+        input: UpdateMaxRecordSizeInput,
+    ) -> Result<()> {
         let _guard = self.inner.control.lock().await;
         let (name, handle) = self.resolve(scope, &input.stream)?;
         let account = scope.account.clone();
@@ -154,12 +163,19 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn update_stream_mode(&self, scope: &Scope, input: UpdateStreamModeInput) -> Result<()> {
+    pub async fn update_stream_mode(
+        &self,
+        scope: &Scope,
+        input: UpdateStreamModeInput,
+    ) -> Result<()> {
         let _guard = self.inner.control.lock().await;
-        let (name, handle) = self.resolve(scope, &StreamRef {
-            name: None,
-            arn: Some(input.stream_arn.clone()),
-        })?;
+        let (name, handle) = self.resolve(
+            scope,
+            &StreamRef {
+                name: None,
+                arn: Some(input.stream_arn.clone()),
+            },
+        )?;
         if input.warm_throughput_mibps.is_some() && !self.commitment_enabled(&scope.account)? {
             return Err(Error::InvalidArgument(
                 "WarmThroughputMiBps requires an account with MinimumThroughputBillingCommitment enabled."
@@ -240,7 +256,11 @@ impl Engine {
 
     // --- resource policies ----------------------------------------------------------------
 
-    pub async fn put_resource_policy(&self, scope: &Scope, input: PutResourcePolicyInput) -> Result<()> {
+    pub async fn put_resource_policy(
+        &self,
+        scope: &Scope,
+        input: PutResourcePolicyInput,
+    ) -> Result<()> {
         let doc: serde_json::Value = serde_json::from_str(&input.policy).map_err(|_| {
             Error::InvalidArgument("The resource policy is not a valid JSON document.".into())
         })?;
@@ -257,7 +277,11 @@ impl Engine {
         })
     }
 
-    pub fn get_resource_policy(&self, scope: &Scope, input: GetResourcePolicyInput) -> Result<GetResourcePolicyOutput> {
+    pub fn get_resource_policy(
+        &self,
+        scope: &Scope,
+        input: GetResourcePolicyInput,
+    ) -> Result<GetResourcePolicyOutput> {
         let handle = self.resolve_resource(scope, &input.resource_arn)?;
         let policy = handle
             .read()
@@ -268,7 +292,11 @@ impl Engine {
         Ok(GetResourcePolicyOutput { policy })
     }
 
-    pub async fn delete_resource_policy(&self, scope: &Scope, input: DeleteResourcePolicyInput) -> Result<()> {
+    pub async fn delete_resource_policy(
+        &self,
+        scope: &Scope,
+        input: DeleteResourcePolicyInput,
+    ) -> Result<()> {
         let _guard = self.inner.control.lock().await;
         let handle = self.resolve_resource(scope, &input.resource_arn)?;
         let arn = input.resource_arn.clone();
@@ -343,7 +371,8 @@ impl Engine {
         let _guard = self.inner.control.lock().await;
         let mut s = self.account_settings(&scope.account)?;
         let t = now(&self.inner);
-        let active = s.commitment_enabled_at.is_some() && s.commitment_ends_at.is_none_or(|e| e > t);
+        let active =
+            s.commitment_enabled_at.is_some() && s.commitment_ends_at.is_none_or(|e| e > t);
         match input.minimum_throughput_billing_commitment {
             CommitmentStatus::Enabled => {
                 if !active {

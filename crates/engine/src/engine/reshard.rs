@@ -42,9 +42,17 @@ impl Planner {
         self.now_ms.max(after)
     }
 
-    fn new_shard(&mut self, parent: u32, adjacent: Option<u32>, start: u128, end: u128) -> Result<u32> {
+    fn new_shard(
+        &mut self,
+        parent: u32,
+        adjacent: Option<u32>,
+        start: u128,
+        end: u128,
+    ) -> Result<u32> {
         if self.next_queue >= self.queue_limit {
-            return Err(Error::InternalFailure("queue id reservation exhausted".into()));
+            return Err(Error::InternalFailure(
+                "queue id reservation exhausted".into(),
+            ));
         }
         let mut parents = vec![parent];
         parents.extend(adjacent);
@@ -185,7 +193,10 @@ impl Engine {
             .filter_map(|i| planner.shard(*i).map(|s| s.queue))
             .collect();
         for &q in &new_queues {
-            self.inner.log.create_queue(q, retention).map_err(log_error)?;
+            self.inner
+                .log
+                .create_queue(q, retention)
+                .map_err(log_error)?;
         }
         let undo = |engine: &Engine| {
             for &q in &new_queues {
@@ -249,7 +260,14 @@ impl Engine {
         Some(until)
     }
 
-    fn check_reshardable(&self, op: &str, scope: &Scope, name: &str, handle: &StreamHandle, added: i64) -> Result<()> {
+    fn check_reshardable(
+        &self,
+        op: &str,
+        scope: &Scope,
+        name: &str,
+        handle: &StreamHandle,
+        added: i64,
+    ) -> Result<()> {
         let st = handle.read();
         provisioned_only(op, &st.meta)?;
         if st.meta.status != "ACTIVE" {
@@ -270,7 +288,13 @@ impl Engine {
     }
 
     /// Finds an open shard by id for split/merge, with Kinesis's errors.
-    fn open_shard_for_reshard(&self, scope: &Scope, name: &str, st: &StreamState, id: &str) -> Result<ShardMeta> {
+    fn open_shard_for_reshard(
+        &self,
+        scope: &Scope,
+        name: &str,
+        st: &StreamState,
+        id: &str,
+    ) -> Result<ShardMeta> {
         let missing = || {
             Error::ResourceNotFound(format!(
                 "Could not find shard {id} in stream {name} under account {}.",
@@ -293,7 +317,8 @@ impl Engine {
         let _guard = self.inner.control.lock().await;
         let (name, handle) = self.resolve(scope, &input.stream)?;
         self.check_reshardable("SplitShard", scope, &name, &handle, 1)?;
-        let shard = self.open_shard_for_reshard(scope, &name, &handle.read(), &input.shard_to_split)?;
+        let shard =
+            self.open_shard_for_reshard(scope, &name, &handle.read(), &input.shard_to_split)?;
         let (start, end) = (hash_of(&shard.start_hash), hash_of(&shard.end_hash));
         let key = parse_hash_key(&input.new_starting_hash_key);
         let key = match key {
@@ -324,8 +349,8 @@ impl Engine {
         };
         let (sa, ea) = (hash_of(&a.start_hash), hash_of(&a.end_hash));
         let (sb, eb) = (hash_of(&b.start_hash), hash_of(&b.end_hash));
-        let adjacent = a.index != b.index
-            && (ea.checked_add(1) == Some(sb) || eb.checked_add(1) == Some(sa));
+        let adjacent =
+            a.index != b.index && (ea.checked_add(1) == Some(sb) || eb.checked_add(1) == Some(sa));
         if !adjacent {
             return Err(Error::InvalidArgument(format!(
                 "Shards {} and {} in stream {name} under account {} are not an adjacent pair of shards eligible for merging",
@@ -338,7 +363,11 @@ impl Engine {
             .await
     }
 
-    pub async fn update_shard_count(&self, scope: &Scope, input: UpdateShardCountInput) -> Result<UpdateShardCountOutput> {
+    pub async fn update_shard_count(
+        &self,
+        scope: &Scope,
+        input: UpdateShardCountInput,
+    ) -> Result<UpdateShardCountOutput> {
         let _guard = self.inner.control.lock().await;
         let (name, handle) = self.resolve(scope, &input.stream)?;
         let (current, arn, updates) = {
@@ -358,7 +387,13 @@ impl Engine {
             )
         };
         let target = input.target_shard_count;
-        self.check_reshardable("UpdateShardCount", scope, &name, &handle, (target - current).max(0))?;
+        self.check_reshardable(
+            "UpdateShardCount",
+            scope,
+            &name,
+            &handle,
+            (target - current).max(0),
+        )?;
         if target > current * 2 {
             return Err(Error::LimitExceeded(format!(
                 "UpdateShardCount cannot scale up over double your current open shard count. Current open shard count: {current} Target shard count: {target}"
@@ -450,7 +485,18 @@ mod tests {
 
     #[test]
     fn uniform_rescales_reach_even_ranges_with_valid_lineage() {
-        for (from, to) in [(1, 2), (2, 1), (3, 5), (5, 3), (4, 8), (8, 4), (7, 13), (13, 7), (10, 10), (6, 11)] {
+        for (from, to) in [
+            (1, 2),
+            (2, 1),
+            (3, 5),
+            (5, 3),
+            (4, 8),
+            (8, 4),
+            (7, 13),
+            (13, 7),
+            (10, 10),
+            (6, 11),
+        ] {
             let mut p = planner(from);
             p.uniform(to).expect("plan");
             let open = p.open_sorted();

@@ -67,8 +67,10 @@ impl Engine {
             if first_round {
                 return Ok(());
             }
-            let per_shard: HashMap<u32, f64> =
-                bytes.into_iter().map(|(k, v)| (k, v as f64 / elapsed)).collect();
+            let per_shard: HashMap<u32, f64> = bytes
+                .into_iter()
+                .map(|(k, v)| (k, v as f64 / elapsed))
+                .collect();
             let total: f64 = per_shard.values().sum();
             m.history.push_back((t, total));
             while m.history.front().is_some_and(|(at, _)| t - at > window) {
@@ -99,9 +101,7 @@ impl Engine {
         // Hot shards first, then the widest ranges, until capacity reaches the target.
         let mut splits: Vec<(u32, u128, u128)> = open
             .iter()
-            .filter(|(i, s, e)| {
-                rate(*i) > HOT_SHARD_FRACTION * SHARD_CAPACITY_BYTES && e - s > 2
-            })
+            .filter(|(i, s, e)| rate(*i) > HOT_SHARD_FRACTION * SHARD_CAPACITY_BYTES && e - s > 2)
             .copied()
             .collect();
         if open.len() + splits.len() < target {
@@ -110,12 +110,21 @@ impl Engine {
                 .filter(|o| !splits.contains(o) && o.2 - o.1 > 2)
                 .copied()
                 .collect();
-            rest.sort_by(|a, b| rate(b.0).total_cmp(&rate(a.0)).then((b.2 - b.1).cmp(&(a.2 - a.1))));
+            rest.sort_by(|a, b| {
+                rate(b.0)
+                    .total_cmp(&rate(a.0))
+                    .then((b.2 - b.1).cmp(&(a.2 - a.1)))
+            });
             splits.extend(rest.into_iter().take(target - open.len() - splits.len()));
         }
         splits.truncate(MAX_STEPS_PER_ROUND.min(open.len()));
         if !splits.is_empty() {
-            tracing::info!(shards = open.len(), splits = splits.len(), peak_bytes_per_sec = peak, "on-demand scale-up");
+            tracing::info!(
+                shards = open.len(),
+                splits = splits.len(),
+                peak_bytes_per_sec = peak,
+                "on-demand scale-up"
+            );
             return self
                 .reshard(handle, 2 * splits.len() as u64, false, |p| {
                     for (index, start, end) in &splits {
@@ -155,7 +164,11 @@ impl Engine {
             }
             merges.truncate(MAX_STEPS_PER_ROUND);
             if !merges.is_empty() {
-                tracing::info!(shards = open.len(), merges = merges.len(), "on-demand scale-down");
+                tracing::info!(
+                    shards = open.len(),
+                    merges = merges.len(),
+                    "on-demand scale-down"
+                );
                 return self
                     .reshard(handle, merges.len() as u64, false, |p| {
                         for (a, b) in &merges {

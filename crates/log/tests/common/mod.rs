@@ -39,11 +39,19 @@ pub fn mem_config(storage: &MemStorage, clock: &Arc<TestClock>, segment_bytes: u
 }
 
 pub fn entry(queue: QueueId, key: &str, data: &[u8]) -> AppendEntry {
-    AppendEntry { queue, partition_key: Bytes::copy_from_slice(key.as_bytes()), data: Bytes::copy_from_slice(data) }
+    AppendEntry {
+        queue,
+        partition_key: Bytes::copy_from_slice(key.as_bytes()),
+        data: Bytes::copy_from_slice(data),
+    }
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// Every retained record of a queue, read in small steps.
