@@ -241,11 +241,16 @@ impl Engine {
         let meta = MetaStore::open(&cfg.data_dir.join("meta.redb")).map_err(OpenError::Meta)?;
         let metas = meta.load_streams().map_err(OpenError::Meta)?;
         let key = meta.token_key().map_err(OpenError::Meta)?;
+        let t = cfg.clock.now_ms();
         let queues: Vec<(QueueId, i64)> = metas
             .iter()
             .flat_map(|m| {
                 let r = retention_ms(m.retention_hours);
-                m.shards.iter().map(move |s| (s.queue, r))
+                let expired: Vec<u64> = expired_shards(m, t).map(|s| s.queue).collect();
+                m.shards
+                    .iter()
+                    .filter(move |s| !expired.contains(&s.queue))
+                    .map(move |s| (s.queue, r))
             })
             .collect();
         let mut log_cfg = LogConfig::new(cfg.data_dir.join("log"));
@@ -291,6 +296,15 @@ impl Engine {
                 tokio::time::sleep(every).await;
                 let Some(inner) = weak.upgrade() else { return };
                 let log = inner.log.clone();
+                // Closed shards whose records have all expired disappear from the API; their
+                // log queues go too, so their segments can be reclaimed.
+                let t = now(&inner);
+                for handle in inner.streams.read().values() {
+                    let st = handle.read();
+                    for s in expired_shards(&st.meta, t) {
+                        let _ = log.drop_queue(s.queue);
+                    }
+                }
                 drop(inner);
                 match tokio::task::spawn_blocking(move || log.enforce_retention()).await {
                     Ok(Ok(n)) if n > 0 => tracing::info!(segments = n, "retention trimmed"),
@@ -1577,6 +1591,14 @@ impl Engine {
                 .collect(),
         })
     }
+}
+
+/// Closed shards whose every record is older than the retention period.
+fn expired_shards(meta: &StreamMeta, now_ms: i64) -> impl Iterator<Item = &ShardMeta> {
+    let horizon = now_ms - retention_ms(meta.retention_hours);
+    meta.shards
+        .iter()
+        .filter(move |s| s.closed.as_ref().is_some_and(|c| c.closed_ms < horizon))
 }
 
 /// The shards a closed shard's records continue in, as ChildShards lists them.
