@@ -1441,7 +1441,7 @@ impl Engine {
             .map(|r| Record {
                 sequence_number: Self::seq_string(&shard, r.position, r.arrival_ms),
                 approximate_arrival_timestamp: r.arrival_ms,
-                partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
+                partition_key: key_string(&r.partition_key),
                 data: r.data,
                 encryption_type: encryption,
             })
@@ -1590,6 +1590,15 @@ impl Engine {
                 })
                 .collect(),
         })
+    }
+}
+
+/// A stored partition key as text. Keys were UTF-8 when written and frames are checksummed, so
+/// the lossy branch only guards against a bug, never a normal read.
+fn key_string(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
     }
 }
 

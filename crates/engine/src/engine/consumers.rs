@@ -662,7 +662,7 @@ impl Subscription {
                             r.arrival_ms,
                         ),
                         approximate_arrival_timestamp: r.arrival_ms,
-                        partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
+                        partition_key: key_string(&r.partition_key),
                         data: r.data,
                         encryption_type: encryption,
                     })
