@@ -86,7 +86,7 @@ run_part() {
 BUILD_OK=1
 if [ "${SKIP_CARGO:-0}" != "1" ]; then
   run_part cargo-build none cargo build --bin kinesin || BUILD_OK=0
-  run_part cargo-test cargo cargo test --workspace
+  run_part cargo-test cargo cargo test --workspace --no-fail-fast
 else
   echo "SKIP_CARGO=1: not building or running cargo tests"
 fi

@@ -2,8 +2,8 @@
 
 Fixtures
 --------
-server        one server per test module (fresh temp data dir), or the external server
-              given by KINESIN_TEST_ENDPOINT
+server        one server per test module (fresh temp data dir, started with --no-throttle),
+              or the external server given by KINESIN_TEST_ENDPOINT
 kinesis       boto3 client for ``server`` (client-side validation on)
 kinesis_raw   boto3 client for ``server`` with client-side validation off, so invalid
               input reaches the server and its ValidationException can be checked
@@ -26,6 +26,7 @@ import pytest
 
 from kinesin_harness import (
     EXTERNAL_ENDPOINT,
+    MODULE_SERVER_ARGS,
     ExternalServer,
     KinesinServer,
     make_client,
@@ -66,7 +67,9 @@ def server(tmp_path_factory):
         yield ExternalServer(EXTERNAL_ENDPOINT)
         return
     base = tmp_path_factory.mktemp("kinesin")
-    srv = KinesinServer(base / "data", log_dir=base).start()
+    # Functional suites run without per-shard throughput limits so their timing cannot trip the
+    # (realistic, default-on) throttles; test_throttling.py covers the limits on a default server.
+    srv = KinesinServer(base / "data", MODULE_SERVER_ARGS, log_dir=base).start()
     yield srv
     code = srv.stop()
     assert code == 0, f"kinesin exited with {code} on SIGTERM:\n{srv.log_tail()}"

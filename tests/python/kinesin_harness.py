@@ -47,6 +47,8 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
 EXTERNAL_ENDPOINT = os.environ.get("KINESIN_TEST_ENDPOINT") or None
+# flags for the shared per-module server (throughput limits are tested separately)
+MODULE_SERVER_ARGS = ("--no-throttle",)
 
 
 def stream_arn(name: str) -> str:
@@ -207,7 +209,7 @@ def make_client(endpoint: str, *, validate: bool = True, max_attempts: int = 2, 
         aws_secret_access_key=SECRET_KEY,
         config=Config(
             parameter_validation=validate,
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            retries={"mode": "standard", "total_max_attempts": max_attempts},  # including the first try
             connect_timeout=5,
             read_timeout=read_timeout,
             max_pool_connections=32,

@@ -44,7 +44,8 @@ def test_put_record_response_shape(kinesis, make_stream):
     assert resp["ShardId"] == shard_id(0)
     seq = int(resp["SequenceNumber"])
     start = int(shards_of(kinesis, name)[0]["SequenceNumberRange"]["StartingSequenceNumber"])
-    assert seq >= start
+    # StartingSequenceNumber is a position before every record: a record never shares it
+    assert seq > start, "the first record's sequence number equals the shard's StartingSequenceNumber"
 
 
 @pytest.mark.parametrize("which", ["zero", "end-of-first", "start-of-last", "max"])
@@ -148,13 +149,15 @@ def test_put_records_501_entries_rejected(kinesis_raw, make_stream):
 
 
 def test_record_size_limit_is_data_plus_partition_key(kinesis, make_stream):
-    name = make_stream(1)
+    name = make_stream(2)  # one 1 MiB record per shard stays within the 1 MiB/s shard write limit
     # exactly 1 MiB including the partition key: accepted
-    kinesis.put_record(StreamName=name, Data=b"a" * (MIB - 3), PartitionKey="key")
-    kinesis.put_records(StreamName=name, Records=[{"Data": b"b" * (MIB - 3), "PartitionKey": "key"}])
-    got = read_shard(kinesis, name, shard_id(0))
-    assert [len(r["Data"]) for r in got] == [MIB - 3, MIB - 3]
-    assert got[0]["Data"] == b"a" * (MIB - 3)
+    kinesis.put_record(StreamName=name, Data=b"a" * (MIB - 3), PartitionKey="key", ExplicitHashKey="0")
+    kinesis.put_records(StreamName=name, Records=[{"Data": b"b" * (MIB - 3), "PartitionKey": "key",
+                                                   "ExplicitHashKey": str(HASH_MAX)}])
+    (a,) = read_shard(kinesis, name, shard_id(0))
+    (b,) = read_shard(kinesis, name, shard_id(1))
+    assert a["Data"] == b"a" * (MIB - 3) and a["PartitionKey"] == "key"
+    assert len(b["Data"]) == MIB - 3
 
 
 @pytest.mark.aws_behaviour("kinesalite/kinesis-mock only limit the data blob (1 MiB), not data+key")
@@ -172,6 +175,17 @@ def test_put_records_entry_over_1mib_rejects_whole_request(kinesis, make_stream)
                  StreamName=name,
                  Records=[{"Data": b"small", "PartitionKey": "k"}, {"Data": b"a" * MIB, "PartitionKey": "k"}])
     assert read_shard(kinesis, name, shard_id(0)) == []
+
+
+def test_put_records_close_to_5mib(kinesis, make_stream):
+    name = make_stream(10)  # 10 shards x 500 KB: within every shard's 1 MiB/s write limit
+    ranges = expected_ranges(10)
+    entries = [{"Data": bytes([i % 256]) * 10_000, "PartitionKey": f"k{i}", "ExplicitHashKey": str(ranges[i % 10][0])}
+               for i in range(500)]
+    resp = kinesis.put_records(StreamName=name, Records=entries)
+    assert resp["FailedRecordCount"] == 0
+    total = sum(len(read_shard(kinesis, name, shard_id(i), limit=10000)) for i in range(10))
+    assert total == 500
 
 
 def test_data_over_1mib_alone_rejected(kinesis, make_stream):
@@ -202,3 +216,35 @@ def test_sequence_numbers_increase_across_calls_per_shard(kinesis, make_stream):
         for sid, seq in pairs:
             assert seq > last.get(sid, -1)
             last[sid] = seq
+
+
+def decode_sequence_number(seq: str) -> dict:
+    """Split a sequence number into the fields of the 186-bit layout (reference §3.4)."""
+    h = format(int(seq), "x")
+    assert len(h) == 47, f"{seq} is {len(h)} hex digits, expected 47"
+    return {
+        "head": h[0], "shard_created": int(h[1:10], 16), "index_nibble": int(h[10], 16),
+        "counter": int(h[11:27], 16), "unknown": h[27:29], "arrival": int(h[29:38], 16),
+        "shard_index": int(h[38:46], 16), "version": h[46],
+    }
+
+
+def test_sequence_number_layout(kinesis, make_stream):
+    import time
+
+    name = make_stream(3)
+    shards = shards_of(kinesis, name)
+    for i, s in enumerate(shards):
+        start = decode_sequence_number(s["SequenceNumberRange"]["StartingSequenceNumber"])
+        assert (start["head"], start["version"], start["shard_index"], start["index_nibble"]) == ("2", "2", i, i & 0xF)
+        assert start["counter"] == 0
+        assert abs(start["shard_created"] - time.time()) < 300
+    for i, (lo, _) in enumerate(expected_ranges(3)):
+        r = kinesis.put_record(StreamName=name, Data=b"x", PartitionKey="k", ExplicitHashKey=str(lo))
+        f = decode_sequence_number(r["SequenceNumber"])
+        start = decode_sequence_number(shards[i]["SequenceNumberRange"]["StartingSequenceNumber"])
+        assert f["shard_index"] == i and f["version"] == "2" and f["head"] == "2"
+        assert f["shard_created"] == start["shard_created"]
+        assert f["counter"] <= 0x7FFF_FFFF_FFFF_FFFF
+        assert int(r["SequenceNumber"]) > int(shards[i]["SequenceNumberRange"]["StartingSequenceNumber"])
+        assert abs(f["arrival"] - time.time()) < 60

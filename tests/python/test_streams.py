@@ -235,7 +235,7 @@ def test_recreate_after_delete_gives_fresh_stream(kinesis):
 
 
 def test_status_transitions_with_configured_delays(server_factory):
-    srv = server_factory("--create-stream-delay-ms", "700", "--delete-stream-delay-ms", "700")
+    srv = server_factory("--create-stream-delay-ms", "1500", "--delete-stream-delay-ms", "700")
     k = make_client(srv.endpoint)
     k.create_stream(StreamName="slow", ShardCount=1)
     assert k.describe_stream_summary(StreamName="slow")["StreamDescriptionSummary"]["StreamStatus"] == "CREATING"
@@ -245,3 +245,45 @@ def test_status_transitions_with_configured_delays(server_factory):
     assert k.describe_stream_summary(StreamName="slow")["StreamDescriptionSummary"]["StreamStatus"] == "DELETING"
     wait_gone(k, "slow", timeout=10)
     assert srv.stop() == 0
+
+
+@pytest.mark.aws_behaviour("kinesalite deletes streams in any state")
+def test_control_plane_changes_need_an_active_stream(server_factory):
+    srv = server_factory("--create-stream-delay-ms", "3000")
+    k = make_client(srv.endpoint)
+    k.create_stream(StreamName="creating", ShardCount=1)
+    expect_error(k.increase_stream_retention_period, "ResourceInUseException",
+                 StreamName="creating", RetentionPeriodHours=48)
+    # "If the stream is in the ACTIVE state, you can delete it" (DeleteStream doc)
+    expect_error(k.delete_stream, "ResourceInUseException", StreamName="creating")
+    assert k.describe_stream_summary(StreamName="creating")["StreamDescriptionSummary"]["StreamStatus"] == "CREATING"
+
+
+@pytest.mark.aws_behaviour("kinesalite has no on-demand mode; kinesis-mock accepts ShardCount with ON_DEMAND")
+def test_create_stream_mode_and_shard_count_rules(kinesis_raw):
+    name = unique_name("mode")
+    # ON_DEMAND must omit ShardCount; PROVISIONED needs it (exact code unverified on AWS)
+    expect_error(kinesis_raw.create_stream, ("ValidationException", "InvalidArgumentException"),
+                 StreamName=name, ShardCount=2, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    expect_error(kinesis_raw.create_stream, ("ValidationException", "InvalidArgumentException"), StreamName=name)
+    expect_error(kinesis_raw.describe_stream_summary, "ResourceNotFoundException", not_found_msg(name),
+                 StreamName=name)
+
+
+def test_default_page_sizes_describe_stream_100_shards_list_streams_100(server_factory):
+    srv = server_factory()
+    k = make_client(srv.endpoint)
+    k.create_stream(StreamName="wide", ShardCount=101)
+    wait_active(k, "wide")
+    desc = k.describe_stream(StreamName="wide")["StreamDescription"]
+    assert len(desc["Shards"]) == 100 and desc["HasMoreShards"] is True
+    desc = k.describe_stream(StreamName="wide", Limit=10000)["StreamDescription"]
+    assert len(desc["Shards"]) == 100 and desc["HasMoreShards"] is True  # capped at 100
+    for i in range(100):
+        k.create_stream(StreamName=f"s{i:03d}", ShardCount=1)
+    page = k.list_streams()
+    assert len(page["StreamNames"]) == 100 and page["HasMoreStreams"] is True
+    page = k.list_streams(Limit=10000)
+    assert len(page["StreamNames"]) == 100 and page["HasMoreStreams"] is True  # capped at 100
+    rest = k.list_streams(NextToken=page["NextToken"])
+    assert rest["StreamNames"] == ["wide"] and rest["HasMoreStreams"] is False

@@ -51,9 +51,15 @@ pub struct BenchArgs {
     /// Write the JSON report here as well as to stdout.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Phases to run, comma-separated: put-records,put-record,get-records.
-    #[arg(long, default_value = "put-records,put-record,get-records")]
+    /// Phases to run, comma-separated: put-records,put-record,get-records,fan-out.
+    #[arg(long, default_value = "put-records,put-record,get-records,fan-out")]
     phases: String,
+    /// Fan-out: enhanced fan-out consumers subscribed to every shard.
+    #[arg(long, default_value_t = 5)]
+    fan_out_consumers: usize,
+    /// Fan-out: records per second the producer writes (PutRecord, spread over the shards).
+    #[arg(long, default_value_t = 1000)]
+    fan_out_rate: u64,
 }
 
 /// One HTTP/1.1 connection speaking the Kinesis JSON protocol.
@@ -287,6 +293,9 @@ async fn run_phases(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<Value>
             "put_record".into(),
             put_record_phase(args, addr, &stream).await?,
         );
+    }
+    if wanted.contains(&"fan-out") {
+        phases.insert("fan_out".into(), fan_out_phase(args, addr, &stream).await?);
     }
     if wanted.contains(&"get-records") {
         phases.insert(
@@ -523,4 +532,215 @@ async fn get_records_phase(addr: SocketAddr, stream: &str) -> anyhow::Result<Val
         lat.extend(l);
     }
     Ok(throughput(records, bytes, started.elapsed(), 0, lat))
+}
+
+/// Splits `application/vnd.amazon.eventstream` frames off the front of a buffer.
+fn next_frame(buf: &mut bytes::BytesMut) -> anyhow::Result<Option<(Vec<(String, String)>, Bytes)>> {
+    use bytes::Buf;
+    if buf.len() < 12 {
+        return Ok(None);
+    }
+    let total = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    let headers_len = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as usize;
+    if total < 16 + headers_len || total > 32 << 20 {
+        bail!("bad event-stream frame length {total}");
+    }
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let frame = buf.split_to(total).freeze();
+    let mut h = frame.slice(12..12 + headers_len);
+    let mut headers = Vec::new();
+    while h.has_remaining() {
+        let n = h.get_u8() as usize;
+        let name = String::from_utf8_lossy(&h.split_to(n.min(h.len()))).into_owned();
+        let ty = h.get_u8();
+        if ty != 7 {
+            bail!("unexpected event-stream header type {ty}");
+        }
+        let len = h.get_u16() as usize;
+        let value = String::from_utf8_lossy(&h.split_to(len.min(h.len()))).into_owned();
+        headers.push((name, value));
+    }
+    Ok(Some((headers, frame.slice(12 + headers_len..total - 4))))
+}
+
+#[derive(serde::Deserialize)]
+struct FanOutEvent {
+    #[serde(rename = "Records")]
+    records: Vec<FanOutRecord>,
+}
+
+#[derive(serde::Deserialize)]
+struct FanOutRecord {
+    #[serde(rename = "SequenceNumber")]
+    sequence_number: String,
+}
+
+/// Producers write at a fixed rate with PutRecord; K enhanced fan-out consumers subscribe to
+/// every shard; the delay from each PutRecord's acknowledgement to each receipt is measured.
+async fn fan_out_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> anyhow::Result<Value> {
+    use std::collections::HashMap;
+    let mut admin = Conn::open(addr).await?;
+    let summary = admin
+        .call_ok("DescribeStreamSummary", json!({"StreamName": stream}))
+        .await?;
+    let stream_arn = summary["StreamDescriptionSummary"]["StreamARN"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no StreamARN"))?
+        .to_string();
+    let shards = admin.call_ok("ListShards", json!({"StreamName": stream})).await?;
+    let shard_ids: Vec<String> = shards["Shards"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| s["SequenceNumberRange"]["EndingSequenceNumber"].is_null())
+                .filter_map(|s| s["ShardId"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut consumer_arns = Vec::new();
+    for k in 0..args.fan_out_consumers {
+        let c = admin
+            .call_ok(
+                "RegisterStreamConsumer",
+                json!({"StreamARN": stream_arn, "ConsumerName": format!("bench-{k}")}),
+            )
+            .await?;
+        let arn = c["Consumer"]["ConsumerARN"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no ConsumerARN"))?
+            .to_string();
+        for _ in 0..100 {
+            let d = admin
+                .call_ok("DescribeStreamConsumer", json!({"ConsumerARN": arn}))
+                .await?;
+            if d["ConsumerDescription"]["ConsumerStatus"] == "ACTIVE" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        consumer_arns.push(arn);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let received: Arc<std::sync::Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let mut subscribers = Vec::new();
+    for arn in &consumer_arns {
+        for shard in &shard_ids {
+            let (arn, shard, stop, received) = (arn.clone(), shard.clone(), stop.clone(), received.clone());
+            subscribers.push(tokio::spawn(async move {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                let body = json!({"ConsumerARN": arn, "ShardId": shard, "StartingPosition": {"Type": "LATEST"}});
+                let req = http::Request::post("/")
+                    .header(http::header::HOST, addr.to_string())
+                    .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
+                    .header("x-amz-target", "Kinesis_20131202.SubscribeToShard")
+                    .header("x-amz-date", "20260101T000000Z")
+                    .header(
+                        http::header::AUTHORIZATION,
+                        "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000",
+                    )
+                    .body(Full::new(Bytes::from(body.to_string())))?;
+                let resp = sender.send_request(req).await?;
+                if resp.status() != 200 {
+                    bail!("SubscribeToShard -> {}", resp.status());
+                }
+                let mut body = resp.into_body();
+                let mut buf = bytes::BytesMut::new();
+                let mut mine = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let frame = match tokio::time::timeout(Duration::from_millis(200), body.frame()).await {
+                        Err(_) => continue,
+                        Ok(None) => break,
+                        Ok(Some(f)) => f?,
+                    };
+                    let at = Instant::now();
+                    if let Ok(data) = frame.into_data() {
+                        buf.extend_from_slice(&data);
+                    }
+                    while let Some((headers, payload)) = next_frame(&mut buf)? {
+                        let is_event = headers
+                            .iter()
+                            .any(|(k, v)| k == ":event-type" && v == "SubscribeToShardEvent");
+                        if is_event {
+                            let ev: FanOutEvent = serde_json::from_slice(&payload)?;
+                            mine.extend(ev.records.into_iter().map(|r| (r.sequence_number, at)));
+                        }
+                    }
+                }
+                received.lock().map_err(|_| anyhow!("poisoned"))?.extend(mine);
+                anyhow::Ok(())
+            }));
+        }
+    }
+    // Let every subscription start (and pass its LATEST position) before producing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut producer = Conn::open(addr).await?;
+    let payload = STANDARD.encode(random_payload(args.record_bytes));
+    let mut acked: HashMap<String, Instant> = HashMap::new();
+    let interval = Duration::from_secs_f64(1.0 / args.fan_out_rate.max(1) as f64);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut next = started;
+    let mut errors = 0u64;
+    while Instant::now() < deadline {
+        next += interval;
+        let body = format!(
+            "{{\"StreamName\":\"{stream}\",\"Data\":\"{payload}\",\"PartitionKey\":\"{:016x}\"}}",
+            rand::random::<u64>()
+        );
+        let (status, resp) = producer.call("PutRecord", Bytes::from(body)).await?;
+        let at = Instant::now();
+        if status == 200 {
+            let v: Value = serde_json::from_slice(&resp)?;
+            if let Some(seq) = v["SequenceNumber"].as_str() {
+                acked.insert(seq.to_string(), at);
+            }
+        } else {
+            errors += 1;
+        }
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    // Give the last pushes time to arrive, then stop the subscribers.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    for s in subscribers {
+        s.await??;
+    }
+    let received = std::mem::take(&mut *received.lock().map_err(|_| anyhow!("poisoned"))?);
+    let mut lat = Latencies::default();
+    let mut deliveries: HashMap<&str, usize> = HashMap::new();
+    for (seq, at) in &received {
+        if let Some(ack) = acked.get(seq) {
+            lat.add(at.saturating_duration_since(*ack));
+            *deliveries.entry(seq.as_str()).or_default() += 1;
+        }
+    }
+    let expected = acked.len() * args.fan_out_consumers;
+    let missing = acked
+        .keys()
+        .map(|k| args.fan_out_consumers.saturating_sub(deliveries.get(k.as_str()).copied().unwrap_or(0)))
+        .sum::<usize>();
+    for arn in &consumer_arns {
+        let _ = admin
+            .call_ok("DeregisterStreamConsumer", json!({"ConsumerARN": arn}))
+            .await;
+    }
+    Ok(json!({
+        "consumers": args.fan_out_consumers,
+        "shards": shard_ids.len(),
+        "records_written": acked.len(),
+        "write_errors": errors,
+        "deliveries_expected": expected,
+        "deliveries_missing": missing,
+        "propagation": lat.summary(),
+    }))
 }

@@ -576,6 +576,15 @@ impl Engine {
         let _guard = self.inner.control.lock().await;
         let (name, handle) = self.resolve(scope, &input.stream)?;
         let key = handle.read().meta.key();
+        {
+            let status = handle.read().meta.status.clone();
+            if status != "ACTIVE" {
+                return Err(Error::ResourceInUse(format!(
+                    "Stream {name} under account {} not ACTIVE, instead in state {status}",
+                    scope.account
+                )));
+            }
+        }
         if !input.enforce_consumer_deletion && !handle.read().meta.consumers.is_empty() {
             return Err(Error::ResourceInUse(format!(
                 "Stream {name} under account {} has registered consumers. Deregister them or set EnforceConsumerDeletion.",
@@ -732,8 +741,7 @@ impl Engine {
                         "The requested NextToken has expired.".into(),
                     ));
                 }
-                let limit = input.limit.map(|l| l as u32).unwrap_or(p.max_results);
-                (limit, Some(p.name))
+                (input.limit.unwrap_or(100) as u32, Some(p.name))
             }
             None => (
                 input.limit.unwrap_or(100) as u32,
@@ -832,20 +840,18 @@ impl Engine {
                 )));
             }
             let current = m.retention_hours;
-            if increase {
-                if hours < current {
-                    return Err(Error::InvalidArgument(format!("Requested retention period ({hours} hours) for stream {name} can not be shorter than existing retention period ({current} hours). Use DecreaseRetentionPeriod API.")));
-                }
-                if hours > MAX_RETENTION_HOURS {
-                    return Err(Error::InvalidArgument(format!("Maximum allowed retention period is {MAX_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is too long.")));
-                }
-            } else {
-                if hours > current {
-                    return Err(Error::InvalidArgument(format!("Requested retention period ({hours} hours) for stream {name} can not be longer than existing retention period ({current} hours). Use IncreaseRetentionPeriod API.")));
-                }
-                if hours < MIN_RETENTION_HOURS {
-                    return Err(Error::InvalidArgument(format!("Minimum allowed retention period is {MIN_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is too short.")));
-                }
+            // The absolute bounds are checked before the comparison with the current value.
+            if hours < MIN_RETENTION_HOURS {
+                return Err(Error::InvalidArgument(format!("Minimum allowed retention period is {MIN_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is too short.")));
+            }
+            if hours > MAX_RETENTION_HOURS {
+                return Err(Error::InvalidArgument(format!("Maximum allowed retention period is {MAX_RETENTION_HOURS} hours. Requested retention period ({hours} hours) is too long.")));
+            }
+            if increase && hours < current {
+                return Err(Error::InvalidArgument(format!("Requested retention period ({hours} hours) for stream {name} can not be shorter than existing retention period ({current} hours). Use DecreaseRetentionPeriod API.")));
+            }
+            if !increase && hours > current {
+                return Err(Error::InvalidArgument(format!("Requested retention period ({hours} hours) for stream {name} can not be longer than existing retention period ({current} hours). Use IncreaseRetentionPeriod API.")));
             }
             m.retention_hours = hours;
             Ok(m.shards.iter().map(|s| s.queue).collect::<Vec<_>>())
@@ -920,11 +926,8 @@ impl Engine {
                 return Err(not_found(&name, &scope.account));
             }
         }
-        let limit = match (&token, input.max_results) {
-            (_, Some(n)) => n.clamp(1, 1000) as usize,
-            (Some(p), None) => p.max_results as usize,
-            (None, None) => 1000,
-        };
+        // MaxResults defaults to 1000 on every call, with or without a NextToken.
+        let limit = input.max_results.unwrap_or(1000).clamp(1, 1000) as usize;
         // The filter, re-encoded in the token so later pages apply it too.
         let filter: Option<ShardFilter> = match &token {
             Some(p) => decode_filter(&p.filter),
@@ -1530,7 +1533,18 @@ impl Engine {
         })
     }
 
-    fn resolve_resource(&self, scope: &Scope, arn: &str) -> Result<StreamHandle> {
+    /// A stream or consumer ARN -> the stream, and the consumer's name for a consumer ARN.
+    fn resolve_resource(&self, scope: &Scope, arn: &str) -> Result<(StreamHandle, Option<String>)> {
+        if arn.contains("/consumer/") {
+            let (handle, consumer) = self.resolve_consumer(
+                scope,
+                &crate::api_ops::ConsumerRef {
+                    consumer_arn: Some(arn.to_string()),
+                    ..Default::default()
+                },
+            )?;
+            return Ok((handle, Some(consumer.name)));
+        }
         let (region, account, name) = parse_stream_arn(arn)
             .ok_or_else(|| Error::InvalidArgument(format!("Invalid ResourceARN: {arn}")))?;
         if account != scope.account || region != scope.region {
@@ -1539,36 +1553,54 @@ impl Engine {
             )));
         }
         let (_, handle) = self.resolve(scope, &StreamRef::by_name(name))?;
-        Ok(handle)
+        Ok((handle, None))
+    }
+
+    /// Changes the tags of a stream or consumer.
+    async fn edit_resource_tags(
+        &self,
+        scope: &Scope,
+        arn: &str,
+        edit: impl FnOnce(&mut BTreeMap<String, String>),
+    ) -> Result<()> {
+        let _guard = self.inner.control.lock().await;
+        let (handle, consumer) = self.resolve_resource(scope, arn)?;
+        self.update_meta(&handle, |m| {
+            let tags = match &consumer {
+                None => &mut m.tags,
+                Some(name) => match m.consumers.iter_mut().find(|c| &c.name == name) {
+                    Some(c) => &mut c.tags,
+                    None => {
+                        return Err(Error::ResourceNotFound(format!(
+                            "Resource {arn} not found."
+                        )))
+                    }
+                },
+            };
+            let mut edited = tags.clone();
+            edit(&mut edited);
+            if edited.len() > MAX_TAGS {
+                return Err(Error::InvalidArgument(format!("Failed to add tags to resource {arn} because a given resource cannot have more than {MAX_TAGS} tags associated with it.")));
+            }
+            *tags = edited;
+            Ok(())
+        })
     }
 
     pub async fn tag_resource(&self, scope: &Scope, input: TagResourceInput) -> Result<()> {
-        let (_, _, name) = parse_stream_arn(&input.resource_arn).ok_or_else(|| {
-            Error::InvalidArgument(format!("Invalid ResourceARN: {}", input.resource_arn))
-        })?;
-        self.resolve_resource(scope, &input.resource_arn)?;
-        self.add_tags_to_stream(
-            scope,
-            AddTagsInput {
-                stream: StreamRef::by_name(name),
-                tags: input.tags,
-            },
-        )
-        .await
+        validate_tags(&input.tags)?;
+        let tags = input.tags;
+        self.edit_resource_tags(scope, &input.resource_arn, |t| t.extend(tags))
+            .await
     }
 
     pub async fn untag_resource(&self, scope: &Scope, input: UntagResourceInput) -> Result<()> {
-        let (_, _, name) = parse_stream_arn(&input.resource_arn).ok_or_else(|| {
-            Error::InvalidArgument(format!("Invalid ResourceARN: {}", input.resource_arn))
-        })?;
-        self.resolve_resource(scope, &input.resource_arn)?;
-        self.remove_tags_from_stream(
-            scope,
-            RemoveTagsInput {
-                stream: StreamRef::by_name(name),
-                tag_keys: input.tag_keys,
-            },
-        )
+        let keys = input.tag_keys;
+        self.edit_resource_tags(scope, &input.resource_arn, |t| {
+            for k in &keys {
+                t.remove(k);
+            }
+        })
         .await
     }
 
@@ -1577,12 +1609,22 @@ impl Engine {
         scope: &Scope,
         input: ListTagsForResourceInput,
     ) -> Result<ListTagsForResourceOutput> {
-        let handle = self.resolve_resource(scope, &input.resource_arn)?;
+        let (handle, consumer) = self.resolve_resource(scope, &input.resource_arn)?;
         let st = handle.read();
+        let tags = match &consumer {
+            None => &st.meta.tags,
+            Some(name) => match st.meta.consumers.iter().find(|c| &c.name == name) {
+                Some(c) => &c.tags,
+                None => {
+                    return Err(Error::ResourceNotFound(format!(
+                        "Resource {} not found.",
+                        input.resource_arn
+                    )))
+                }
+            },
+        };
         Ok(ListTagsForResourceOutput {
-            tags: st
-                .meta
-                .tags
+            tags: tags
                 .iter()
                 .map(|(k, v)| Tag {
                     key: k.clone(),

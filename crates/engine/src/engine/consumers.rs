@@ -85,7 +85,7 @@ fn consumer_status(s: &str) -> ConsumerStatus {
 
 impl Engine {
     /// Resolves a consumer named by ARN, or stream ARN + name, or all three.
-    fn resolve_consumer(
+    pub(super) fn resolve_consumer(
         &self,
         scope: &Scope,
         r: &ConsumerRef,

@@ -256,11 +256,20 @@ impl Engine {
 
     // --- resource policies ----------------------------------------------------------------
 
-    pub async fn put_resource_policy(
-        &self,
-        scope: &Scope,
-        input: PutResourcePolicyInput,
-    ) -> Result<()> {
+    /// The policy slot of a stream or consumer.
+    fn policy_slot<'m>(meta: &'m mut StreamMeta, consumer: &Option<String>, arn: &str) -> Result<&'m mut Option<String>> {
+        match consumer {
+            None => Ok(&mut meta.resource_policy),
+            Some(name) => meta
+                .consumers
+                .iter_mut()
+                .find(|c| &c.name == name)
+                .map(|c| &mut c.resource_policy)
+                .ok_or_else(|| Error::ResourceNotFound(format!("Resource {arn} not found."))),
+        }
+    }
+
+    pub async fn put_resource_policy(&self, scope: &Scope, input: PutResourcePolicyInput) -> Result<()> {
         let doc: serde_json::Value = serde_json::from_str(&input.policy).map_err(|_| {
             Error::InvalidArgument("The resource policy is not a valid JSON document.".into())
         })?;
@@ -270,37 +279,28 @@ impl Engine {
             ));
         }
         let _guard = self.inner.control.lock().await;
-        let handle = self.resolve_resource(scope, &input.resource_arn)?;
+        let (handle, consumer) = self.resolve_resource(scope, &input.resource_arn)?;
+        let arn = input.resource_arn.clone();
         self.update_meta(&handle, |m| {
-            m.resource_policy = Some(input.policy);
+            *Self::policy_slot(m, &consumer, &arn)? = Some(input.policy);
             Ok(())
         })
     }
 
-    pub fn get_resource_policy(
-        &self,
-        scope: &Scope,
-        input: GetResourcePolicyInput,
-    ) -> Result<GetResourcePolicyOutput> {
-        let handle = self.resolve_resource(scope, &input.resource_arn)?;
-        let policy = handle
-            .read()
-            .meta
-            .resource_policy
+    pub fn get_resource_policy(&self, scope: &Scope, input: GetResourcePolicyInput) -> Result<GetResourcePolicyOutput> {
+        let (handle, consumer) = self.resolve_resource(scope, &input.resource_arn)?;
+        let mut meta = handle.read().meta.clone();
+        let policy = Self::policy_slot(&mut meta, &consumer, &input.resource_arn)?
             .clone()
             .unwrap_or_else(|| "{}".into());
         Ok(GetResourcePolicyOutput { policy })
     }
 
-    pub async fn delete_resource_policy(
-        &self,
-        scope: &Scope,
-        input: DeleteResourcePolicyInput,
-    ) -> Result<()> {
+    pub async fn delete_resource_policy(&self, scope: &Scope, input: DeleteResourcePolicyInput) -> Result<()> {
         let _guard = self.inner.control.lock().await;
-        let handle = self.resolve_resource(scope, &input.resource_arn)?;
+        let (handle, consumer) = self.resolve_resource(scope, &input.resource_arn)?;
         let arn = input.resource_arn.clone();
-        self.update_meta(&handle, |m| match m.resource_policy.take() {
+        self.update_meta(&handle, |m| match Self::policy_slot(m, &consumer, &arn)?.take() {
             Some(_) => Ok(()),
             None => Err(Error::ResourceNotFound(format!(
                 "No resource policy found for resource {arn}."
