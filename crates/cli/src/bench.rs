@@ -589,7 +589,9 @@ async fn fan_out_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> anyh
         .as_str()
         .ok_or_else(|| anyhow!("no StreamARN"))?
         .to_string();
-    let shards = admin.call_ok("ListShards", json!({"StreamName": stream})).await?;
+    let shards = admin
+        .call_ok("ListShards", json!({"StreamName": stream}))
+        .await?;
     let shard_ids: Vec<String> = shards["Shards"]
         .as_array()
         .map(|a| {
@@ -627,7 +629,8 @@ async fn fan_out_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> anyh
     let mut subscribers = Vec::new();
     for arn in &consumer_arns {
         for shard in &shard_ids {
-            let (arn, shard, stop, received) = (arn.clone(), shard.clone(), stop.clone(), received.clone());
+            let (arn, shard, stop, received) =
+                (arn.clone(), shard.clone(), stop.clone(), received.clone());
             subscribers.push(tokio::spawn(async move {
                 let stream = TcpStream::connect(addr).await?;
                 stream.set_nodelay(true)?;
@@ -733,7 +736,10 @@ async fn fan_out_phase(args: &BenchArgs, addr: SocketAddr, stream: &str) -> anyh
     let expected = acked.len() * args.fan_out_consumers;
     let missing = acked
         .keys()
-        .map(|k| args.fan_out_consumers.saturating_sub(deliveries.get(k.as_str()).copied().unwrap_or(0)))
+        .map(|k| {
+            args.fan_out_consumers
+                .saturating_sub(deliveries.get(k.as_str()).copied().unwrap_or(0))
+        })
         .sum::<usize>();
     for arn in &consumer_arns {
         let _ = admin

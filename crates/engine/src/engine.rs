@@ -164,7 +164,7 @@ struct Stream {
     /// Writers hold it shared from routing until their append resolves; a reshard holds it
     /// exclusively, so a closing shard's end position is exact and no record is routed to a
     /// shard after it closes.
-    gate: tokio::sync::RwLock<()>,
+    gate: Arc<tokio::sync::RwLock<()>>,
     /// Token buckets of the open shards, by shard index.
     buckets: parking_lot::Mutex<HashMap<u32, ShardBuckets>>,
     /// Write throughput of on-demand streams, for scaling.
@@ -175,7 +175,7 @@ impl Stream {
     fn new(meta: StreamMeta) -> Stream {
         Stream {
             state: RwLock::new(StreamState::new(meta)),
-            gate: tokio::sync::RwLock::new(()),
+            gate: Arc::new(tokio::sync::RwLock::new(())),
             buckets: parking_lot::Mutex::new(HashMap::new()),
             meter: parking_lot::Mutex::new(scaling::WriteMeter::default()),
         }
@@ -421,12 +421,14 @@ impl Engine {
     // Lifecycle
     // -----------------------------------------------------------------------------------------
 
-    fn open_shard_count(&self, scope_account: &str) -> (i64, i64) {
+    /// (open provisioned shards, on-demand streams) of an account in a region: AWS's quotas
+    /// are per account and region.
+    fn open_shard_count(&self, scope: &Scope) -> (i64, i64) {
         let mut shards = 0;
         let mut on_demand = 0;
         for (_, h) in self.inner.streams.read().iter() {
             let s = h.read();
-            if s.meta.account != scope_account {
+            if s.meta.account != scope.account || s.meta.region != scope.region {
                 continue;
             }
             if s.meta.mode == "ON_DEMAND" {
@@ -490,7 +492,7 @@ impl Engine {
                 input.stream_name, scope.account
             )));
         }
-        let (open, on_demand) = self.open_shard_count(&scope.account);
+        let (open, on_demand) = self.open_shard_count(scope);
         match mode {
             StreamMode::Provisioned => {
                 if open + shard_count as i64 > self.inner.cfg.shard_limit {
@@ -522,6 +524,7 @@ impl Engine {
                     start_hash: start.to_string(),
                     end_hash: end.to_string(),
                     created_ms,
+                    opened_ms: None,
                     closed: None,
                 }
             })
@@ -670,11 +673,7 @@ impl Engine {
             .filter(|s| s.index as i64 > after)
             .collect();
         let has_more = all.len() > limit;
-        let shards = all
-            .into_iter()
-            .take(limit)
-            .map(Self::shard_out)
-            .collect();
+        let shards = all.into_iter().take(limit).map(Self::shard_out).collect();
         let m = &st.meta;
         Ok(StreamDescription {
             stream_name: m.name.clone(),
@@ -798,7 +797,7 @@ impl Engine {
     }
 
     pub fn describe_limits(&self, scope: &Scope) -> Result<DescribeLimitsOutput> {
-        let (open, on_demand) = self.open_shard_count(&scope.account);
+        let (open, on_demand) = self.open_shard_count(scope);
         Ok(DescribeLimitsOutput {
             shard_limit: self.inner.cfg.shard_limit,
             open_shard_count: open,
@@ -978,9 +977,9 @@ impl Engine {
                     ShardFilterType::AtTrimHorizon => is_root(s),
                     ShardFilterType::AtTimestamp => {
                         let ts = f.timestamp.unwrap_or(0).max(horizon);
-                        let open_at = s.created_ms <= ts
+                        let open_at = s.opened_ms() <= ts
                             && s.closed.as_ref().is_none_or(|c| c.closed_ms >= ts);
-                        open_at || (is_root(s) && s.created_ms > ts)
+                        open_at || (is_root(s) && s.opened_ms() > ts)
                     }
                     ShardFilterType::FromTimestamp => {
                         let ts = f.timestamp.unwrap_or(0).max(horizon);
@@ -1041,6 +1040,24 @@ impl Engine {
         record_seq(shard.index, shard.created_ms, position, arrival_ms)
     }
 
+    /// Appends in a task of its own that keeps the stream's gate until the log resolves: if the
+    /// request is cancelled after its records were queued, a reshard still waits for them.
+    async fn append_holding(
+        &self,
+        gate: tokio::sync::OwnedRwLockReadGuard<()>,
+        entries: Vec<AppendEntry>,
+    ) -> Result<Vec<kinesin_log::Appended>> {
+        let log = self.inner.log.clone();
+        tokio::spawn(async move {
+            let r = log.append(entries).await;
+            drop(gate);
+            r
+        })
+        .await
+        .map_err(|_| Error::InternalFailure("Internal service failure.".into()))?
+        .map_err(log_error)
+    }
+
     /// Whether per-shard limits apply to this stream (provisioned mode, throttling on).
     fn limits_for(&self, meta: &StreamMeta) -> Option<ShardLimits> {
         match meta.mode.as_str() {
@@ -1062,8 +1079,9 @@ impl Engine {
         input: PutRecordInput,
     ) -> Result<PutRecordOutput> {
         let (name, handle) = self.resolve(scope, &input.stream)?;
-        // Held until the append resolves, so a reshard cannot close the shard under us.
-        let _gate = handle.gate.read().await;
+        // Held until the append resolves (even if this request is cancelled), so a reshard
+        // cannot close the shard under an append in flight.
+        let gate = handle.gate.clone().read_owned().await;
         let (shard, entry, encryption) = {
             let st = handle.read();
             let max = Self::writable(&st, &name, &scope.account)?;
@@ -1108,12 +1126,7 @@ impl Engine {
             };
             (shard, entry, encryption_of(&st.meta))
         };
-        let appended = self
-            .inner
-            .log
-            .append(vec![entry])
-            .await
-            .map_err(log_error)?;
+        let appended = self.append_holding(gate, vec![entry]).await?;
         let a = appended
             .first()
             .ok_or_else(|| Error::InternalFailure("Internal service failure.".into()))?;
@@ -1130,7 +1143,7 @@ impl Engine {
         input: PutRecordsInput,
     ) -> Result<PutRecordsOutput> {
         let (name, handle) = self.resolve(scope, &input.stream)?;
-        let _gate = handle.gate.read().await;
+        let gate = handle.gate.clone().read_owned().await;
         // Per entry: the shard it goes to (index, creation ms) or the throttling message.
         let mut slots: Vec<std::result::Result<(u32, i64), String>> =
             Vec::with_capacity(input.records.len());
@@ -1192,7 +1205,7 @@ impl Engine {
         let appended = if entries.is_empty() {
             Vec::new()
         } else {
-            self.inner.log.append(entries).await.map_err(log_error)?
+            self.append_holding(gate, entries).await?
         };
         let mut appended = appended.into_iter();
         let mut failed = 0;

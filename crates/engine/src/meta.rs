@@ -77,6 +77,11 @@ pub struct ShardMeta {
     pub start_hash: String,
     pub end_hash: String,
     pub created_ms: i64,
+    /// When the shard really opened, if that differs from `created_ms` (a reshard's children
+    /// carry a creation second after their parents' so their sequence numbers sort above; this
+    /// is the wall-clock time the shard began taking writes, used by time-based filters).
+    #[serde(default)]
+    pub opened_ms: Option<i64>,
     /// Set when the shard is closed by a reshard: (close time ms, last position + 1).
     pub closed: Option<ClosedShard>,
 }
@@ -85,6 +90,13 @@ pub struct ShardMeta {
 pub struct ClosedShard {
     pub closed_ms: i64,
     pub end_position: u64,
+}
+
+impl ShardMeta {
+    /// When the shard began taking writes.
+    pub fn opened_ms(&self) -> i64 {
+        self.opened_ms.unwrap_or(self.created_ms)
+    }
 }
 
 impl StreamMeta {

@@ -223,9 +223,11 @@ impl Shared {
                 match blocks.get(first_arrival_at_or_after(&blocks, ts)) {
                     Some(b) if b.first_arrival >= ts => return Ok(b.first_pos),
                     Some(b) => (segment, *b),
-                    None => return Err(LogError::Corrupt(format!(
+                    None => {
+                        return Err(LogError::Corrupt(format!(
                         "sidecar of segment {segment} disagrees with its summary for queue {queue}"
-                    ))),
+                    )))
+                    }
                 }
             }
         };

@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Request body bytes held in memory across all connections at once; a request waits for
+    /// room (up to `read_timeout`, then 503) so many large bodies cannot exhaust memory.
+    pub max_inflight_body_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +60,7 @@ impl Default for ServerConfig {
             max_body_bytes: 16 << 20,
             read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            max_inflight_body_bytes: 256 << 20,
         }
     }
 }
@@ -64,7 +68,12 @@ impl Default for ServerConfig {
 struct Shared {
     engine: Engine,
     cfg: ServerConfig,
+    /// Permits of [`BODY_UNIT`] bytes each, for request bodies in memory.
+    body_budget: Semaphore,
 }
+
+/// Granularity of the body budget.
+const BODY_UNIT: usize = 4096;
 
 use body::Body;
 
@@ -76,7 +85,12 @@ pub async fn serve(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared { engine, cfg });
+    let units = (cfg.max_inflight_body_bytes / BODY_UNIT).clamp(1, Semaphore::MAX_PERMITS);
+    let shared = Arc::new(Shared {
+        engine,
+        body_budget: Semaphore::new(units),
+        cfg,
+    });
     let slots = Arc::new(Semaphore::new(shared.cfg.max_connections));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -255,6 +269,30 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     if declared.is_some_and(|n| n > shared.cfg.max_body_bytes as u64) {
         return too_large();
     }
+    // Reserve room for the body before reading it (the declared size, or the cap when the
+    // client streams without a length).
+    let want = declared
+        .map_or(shared.cfg.max_body_bytes, |n| n as usize)
+        .max(1);
+    let units = want.div_ceil(BODY_UNIT).min(u32::MAX as usize) as u32;
+    let _body_room = match tokio::time::timeout(
+        shared.cfg.read_timeout,
+        shared.body_budget.acquire_many(units),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return wire_error(
+                protocol,
+                &WireError::new(
+                    "ServiceUnavailableException",
+                    503,
+                    Some("Too many large requests in flight; retry.".into()),
+                ),
+            )
+        }
+    };
     let limited = Limited::new(req.into_body(), shared.cfg.max_body_bytes);
     let body = match tokio::time::timeout(shared.cfg.read_timeout, limited.collect()).await {
         Ok(Ok(b)) => b.to_bytes(),

@@ -184,7 +184,7 @@ impl Engine {
         }
         let account = scope.account.clone();
         let t = now(&self.inner);
-        let (open, on_demand) = self.open_shard_count(&scope.account);
+        let (open, on_demand) = self.open_shard_count(scope);
         let shard_limit = self.inner.cfg.shard_limit;
         let on_demand_limit = self.inner.cfg.on_demand_stream_limit;
         let until = self.update_meta(&handle, |m| {
@@ -257,7 +257,11 @@ impl Engine {
     // --- resource policies ----------------------------------------------------------------
 
     /// The policy slot of a stream or consumer.
-    fn policy_slot<'m>(meta: &'m mut StreamMeta, consumer: &Option<String>, arn: &str) -> Result<&'m mut Option<String>> {
+    fn policy_slot<'m>(
+        meta: &'m mut StreamMeta,
+        consumer: &Option<String>,
+        arn: &str,
+    ) -> Result<&'m mut Option<String>> {
         match consumer {
             None => Ok(&mut meta.resource_policy),
             Some(name) => meta
@@ -269,7 +273,11 @@ impl Engine {
         }
     }
 
-    pub async fn put_resource_policy(&self, scope: &Scope, input: PutResourcePolicyInput) -> Result<()> {
+    pub async fn put_resource_policy(
+        &self,
+        scope: &Scope,
+        input: PutResourcePolicyInput,
+    ) -> Result<()> {
         let doc: serde_json::Value = serde_json::from_str(&input.policy).map_err(|_| {
             Error::InvalidArgument("The resource policy is not a valid JSON document.".into())
         })?;
@@ -287,7 +295,11 @@ impl Engine {
         })
     }
 
-    pub fn get_resource_policy(&self, scope: &Scope, input: GetResourcePolicyInput) -> Result<GetResourcePolicyOutput> {
+    pub fn get_resource_policy(
+        &self,
+        scope: &Scope,
+        input: GetResourcePolicyInput,
+    ) -> Result<GetResourcePolicyOutput> {
         let (handle, consumer) = self.resolve_resource(scope, &input.resource_arn)?;
         let mut meta = handle.read().meta.clone();
         let policy = Self::policy_slot(&mut meta, &consumer, &input.resource_arn)?
@@ -296,15 +308,21 @@ impl Engine {
         Ok(GetResourcePolicyOutput { policy })
     }
 
-    pub async fn delete_resource_policy(&self, scope: &Scope, input: DeleteResourcePolicyInput) -> Result<()> {
+    pub async fn delete_resource_policy(
+        &self,
+        scope: &Scope,
+        input: DeleteResourcePolicyInput,
+    ) -> Result<()> {
         let _guard = self.inner.control.lock().await;
         let (handle, consumer) = self.resolve_resource(scope, &input.resource_arn)?;
         let arn = input.resource_arn.clone();
-        self.update_meta(&handle, |m| match Self::policy_slot(m, &consumer, &arn)?.take() {
-            Some(_) => Ok(()),
-            None => Err(Error::ResourceNotFound(format!(
-                "No resource policy found for resource {arn}."
-            ))),
+        self.update_meta(&handle, |m| {
+            match Self::policy_slot(m, &consumer, &arn)?.take() {
+                Some(_) => Ok(()),
+                None => Err(Error::ResourceNotFound(format!(
+                    "No resource policy found for resource {arn}."
+                ))),
+            }
         })
     }
 

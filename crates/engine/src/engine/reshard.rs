@@ -67,6 +67,7 @@ impl Planner {
             start_hash: start.to_string(),
             end_hash: end.to_string(),
             created_ms,
+            opened_ms: Some(self.now_ms),
             closed: None,
         });
         self.next_queue += 1;
@@ -277,7 +278,7 @@ impl Engine {
             )));
         }
         drop(st);
-        let (open, _) = self.open_shard_count(&scope.account);
+        let (open, _) = self.open_shard_count(scope);
         if added > 0 && open + added > self.inner.cfg.shard_limit {
             return Err(Error::LimitExceeded(format!(
                 "This request would exceed the shard limit for the account {} in {}. Current shard count for the account: {open}. Limit: {}. Number of additional shards that would have resulted from this request: {added}. Refer to the AWS Service Limits page (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits and how to request higher limits.",
@@ -304,7 +305,7 @@ impl Engine {
         let index = parse_shard_id(id).ok_or_else(missing)?;
         let shard = st.shard(index).cloned().ok_or_else(missing)?;
         if shard.closed.is_some() {
-            return Err(Error::ResourceInUse(format!(
+            return Err(Error::InvalidArgument(format!(
                 "Shard {} in stream {name} under account {} has already been merged or split, and thus is not eligible for merging or splitting.",
                 shard_id(index),
                 scope.account
@@ -448,6 +449,7 @@ mod tests {
                     start_hash: s.to_string(),
                     end_hash: e.to_string(),
                     created_ms: 1_000,
+                    opened_ms: None,
                     closed: None,
                 }
             })
