@@ -203,6 +203,8 @@ struct Inner {
     control: tokio::sync::Mutex<()>,
     /// Live SubscribeToShard subscriptions.
     subscriptions: parking_lot::Mutex<consumers::Subscriptions>,
+    /// Set when the server is shutting down: open subscriptions end at once.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The Kinesis engine. Cheap to clone.
@@ -270,6 +272,7 @@ impl Engine {
                 streams: RwLock::new(streams),
                 control: tokio::sync::Mutex::new(()),
                 subscriptions: parking_lot::Mutex::new(consumers::Subscriptions::default()),
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         };
         engine.resume_transitions();
@@ -277,6 +280,12 @@ impl Engine {
         engine.spawn_retention();
         engine.spawn_on_demand_scaling();
         Ok(engine)
+    }
+
+    /// Ends every open SubscribeToShard push (their streams end cleanly; clients resubscribe),
+    /// so a shutdown need not wait out five-minute subscriptions.
+    pub fn end_subscriptions(&self) {
+        self.inner.closing.send_replace(true);
     }
 
     /// Syncs and closes the log. Later writes fail.

@@ -143,6 +143,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    shared.engine.end_subscriptions();
     let grace = shared.cfg.shutdown_grace;
     if tokio::time::timeout(grace, graceful.shutdown())
         .await

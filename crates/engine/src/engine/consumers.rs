@@ -480,6 +480,7 @@ impl Engine {
             position,
             deadline_ms: t + SUBSCRIPTION_MS,
             watch,
+            closing: self.inner.closing.subscribe(),
             last_event: Instant::now(),
             done: false,
             pace,
@@ -535,6 +536,7 @@ pub struct Subscription {
     position: Position,
     deadline_ms: i64,
     watch: tokio::sync::watch::Receiver<Position>,
+    closing: tokio::sync::watch::Receiver<bool>,
     last_event: Instant,
     done: bool,
     pace: Option<Pace>,
@@ -588,7 +590,7 @@ impl Subscription {
                 return None;
             }
             let t = now(&self.engine.inner);
-            if t >= self.deadline_ms {
+            if t >= self.deadline_ms || *self.closing.borrow() {
                 self.done = true;
                 return None;
             }
@@ -714,6 +716,7 @@ impl Subscription {
                     }
                 }
                 _ = tokio::time::sleep(nap) => {}
+                _ = self.closing.changed() => {}
             }
         }
     }
