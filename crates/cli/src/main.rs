@@ -82,6 +82,10 @@ struct ServeArgs {
     /// for half of it).
     #[arg(long, env = "KINESIN_ON_DEMAND_WINDOW_MS", default_value_t = 900_000)]
     on_demand_window_ms: u64,
+    /// A TOML file with the users whose SigV4 signatures are accepted. Without it the server
+    /// runs in open development mode: any well-formed credentials are accepted.
+    #[arg(long, env = "KINESIN_CONFIG")]
+    config: Option<PathBuf>,
     /// Most client connections served at once.
     #[arg(long, env = "KINESIN_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
@@ -146,6 +150,51 @@ fn parse_limit(s: &str, default_count: f64) -> anyhow::Result<(f64, f64)> {
     Ok((bytes, count))
 }
 
+/// `kinesin serve --config` file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    users: Vec<UserEntry>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    name: String,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+fn load_credentials(path: &std::path::Path) -> anyhow::Result<kinesin_server::Credentials> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file: ConfigFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    if file.users.is_empty() {
+        bail!("{} lists no [[users]]", path.display());
+    }
+    let mut creds = kinesin_server::Credentials::default();
+    for u in file.users {
+        if u.access_key_id.is_empty() || u.secret_access_key.is_empty() {
+            bail!(
+                "user {:?} needs an access_key_id and a secret_access_key",
+                u.name
+            );
+        }
+        let user = kinesin_server::User {
+            name: u.name,
+            secret_access_key: u.secret_access_key,
+            session_token: u.session_token,
+        };
+        if creds.users.insert(u.access_key_id.clone(), user).is_some() {
+            bail!("access key {} is listed twice", u.access_key_id);
+        }
+    }
+    Ok(creds)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -190,14 +239,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             read_calls_per_sec: rc,
         })
     };
+    let credentials = match &args.config {
+        Some(path) => Some(std::sync::Arc::new(load_credentials(path)?)),
+        None => None,
+    };
     let engine = Engine::open(cfg)
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let auth = match &credentials {
+        Some(c) => format!("SigV4 verified for {} users", c.users.len()),
+        None => "open development mode: any credentials accepted".to_string(),
+    };
     eprintln!(
-        "kinesin listening on http://{addr} (data in {}, durability {})",
+        "kinesin listening on http://{addr} (data in {}, durability {}, auth: {auth})",
         args.data_dir.display(),
         args.durability
     );
@@ -205,6 +262,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         account: args.account_id,
         region: args.region,
         max_connections: args.max_connections,
+        credentials,
         ..ServerConfig::default()
     };
     kinesin_server::serve(listener, engine.clone(), server_cfg, shutdown_signal()).await?;

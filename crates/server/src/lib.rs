@@ -27,7 +27,7 @@ use kinesin_wire::{Protocol, WireError};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use auth::AuthError;
+pub use auth::{AuthError, Credentials, User};
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
 
@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// When set, every request must be SigV4-signed by one of these users; when `None`, the
+    /// server is in open development mode (a well-formed Authorization header suffices).
+    pub credentials: Option<Arc<auth::Credentials>>,
     /// Request body bytes held in memory across all connections at once; a request waits for
     /// room (up to `read_timeout`, then 503) so many large bodies cannot exhaust memory.
     pub max_inflight_body_bytes: usize,
@@ -61,6 +64,7 @@ impl Default for ServerConfig {
             read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             max_inflight_body_bytes: 256 << 20,
+            credentials: None,
         }
     }
 }
@@ -258,6 +262,12 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(region) => region,
         Err(e) => return wire_error(protocol, &e.into_wire()),
     };
+    // What SigV4 verification needs of the request head, kept before the body is consumed.
+    let signed_head = shared
+        .cfg
+        .credentials
+        .as_ref()
+        .map(|_| auth::SignedHead::of(&req));
     let Some(operation) = operation else {
         return wire_error(protocol, &WireError::unknown_operation());
     };
@@ -307,6 +317,11 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         }
         Err(_) => return raw(StatusCode::REQUEST_TIMEOUT, "text/plain", "request timeout"),
     };
+    if let (Some(creds), Some(head)) = (&shared.cfg.credentials, &signed_head) {
+        if let Err(e) = creds.verify(head, &body) {
+            return wire_error(protocol, &e);
+        }
+    }
     let scope = Scope {
         account: shared.cfg.account.clone(),
         region: region.unwrap_or_else(|| shared.cfg.region.clone()),

@@ -37,6 +37,7 @@ mod decode;
 mod encode;
 pub mod eventstream;
 mod model;
+pub mod sigv4;
 mod value;
 
 /// The body format of a request; responses and errors use the same one.

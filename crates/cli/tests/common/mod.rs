@@ -147,3 +147,23 @@ pub fn client_no_retry_for(endpoint: &str, region: &str) -> aws_sdk_kinesis::Cli
 pub fn tmp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(name)
 }
+
+/// A client signing with the given credentials (and session token).
+pub fn client_with_credentials(
+    endpoint: &str,
+    akid: &str,
+    secret: &str,
+    token: Option<String>,
+) -> aws_sdk_kinesis::Client {
+    let http = aws_smithy_http_client::Builder::new().build_http();
+    let creds = aws_credential_types::Credentials::new(akid, secret, token, None, "test");
+    let conf = aws_sdk_kinesis::Config::builder()
+        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+        .http_client(http)
+        .build();
+    aws_sdk_kinesis::Client::from_conf(conf)
+}
