@@ -535,7 +535,10 @@ async fn get_records_phase(addr: SocketAddr, stream: &str) -> anyhow::Result<Val
 }
 
 /// Splits `application/vnd.amazon.eventstream` frames off the front of a buffer.
-fn next_frame(buf: &mut bytes::BytesMut) -> anyhow::Result<Option<(Vec<(String, String)>, Bytes)>> {
+/// An event-stream message: its (name, value) headers and its payload.
+type EventFrame = (Vec<(String, String)>, Bytes);
+
+fn next_frame(buf: &mut bytes::BytesMut) -> anyhow::Result<Option<EventFrame>> {
     use bytes::Buf;
     if buf.len() < 12 {
         return Ok(None);

@@ -165,6 +165,8 @@ struct UserEntry {
     access_key_id: String,
     secret_access_key: String,
     session_token: Option<String>,
+    /// An IAM identity policy (JSON text). Without one the user may call every operation.
+    policy: Option<String>,
 }
 
 fn load_credentials(path: &std::path::Path) -> anyhow::Result<kinesin_server::Credentials> {
@@ -183,10 +185,17 @@ fn load_credentials(path: &std::path::Path) -> anyhow::Result<kinesin_server::Cr
                 u.name
             );
         }
+        // No policy: an administrator (resource policies' explicit denies still apply).
+        let text = u.policy.as_deref().unwrap_or(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kinesis:*","Resource":"*"}]}"#,
+        );
+        let policy = kinesin_engine::iam::Policy::parse(text, false)
+            .map_err(|e| anyhow::anyhow!("policy of user {:?}: {e}", u.name))?;
         let user = kinesin_server::User {
             name: u.name,
             secret_access_key: u.secret_access_key,
             session_token: u.session_token,
+            policy,
         };
         if creds.users.insert(u.access_key_id.clone(), user).is_some() {
             bail!("access key {} is listed twice", u.access_key_id);

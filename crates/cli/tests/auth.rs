@@ -15,6 +15,34 @@ access_key_id = "AKIDKINESINTEST"
 secret_access_key = "kinesin-test-secret"
 
 [[users]]
+name = "producer"
+access_key_id = "AKIDPRODUCER"
+secret_access_key = "producer-secret"
+policy = """
+{"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow", "Action": ["kinesis:PutRecord", "kinesis:PutRecords"],
+   "Resource": "arn:aws:kinesis:*:*:stream/*"}]}
+"""
+
+[[users]]
+name = "consumer"
+access_key_id = "AKIDCONSUMER"
+secret_access_key = "consumer-secret"
+policy = """
+{"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow",
+   "Action": ["kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream", "kinesis:ListStreams", "kinesis:ListShards"],
+   "Resource": "*"},
+  {"Effect": "Deny", "Action": "kinesis:*", "Resource": "arn:aws:kinesis:*:*:stream/secret"}]}
+"""
+
+[[users]]
+name = "outsider"
+access_key_id = "AKIDOUTSIDER"
+secret_access_key = "outsider-secret"
+policy = """{"Statement": [{"Effect": "Allow", "Action": "kinesis:ListStreams", "Resource": "*"}]}"""
+
+[[users]]
 name = "temporary"
 access_key_id = "ASIAKINESINTEST"
 secret_access_key = "temp-secret"
@@ -210,5 +238,105 @@ fn tampered_bodies_and_stale_dates_are_refused() {
                 .starts_with("Signature not yet current: "),
             "{v}"
         );
+    });
+}
+
+fn denied<E, R>(
+    r: Result<
+        R,
+        aws_sdk_kinesis::error::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
+) -> bool
+where
+    E: aws_sdk_kinesis::error::ProvideErrorMetadata,
+{
+    use aws_sdk_kinesis::error::ProvideErrorMetadata;
+    matches!(&r, Err(e) if e.code() == Some("AccessDeniedException"))
+}
+
+#[test]
+fn identity_and_resource_policies_decide_what_a_user_may_do() {
+    let server = server();
+    rt().block_on(async {
+        let admin = client(&server, "AKIDKINESINTEST", "kinesin-test-secret", None);
+        for name in ["s", "secret"] {
+            admin.create_stream().stream_name(name).shard_count(1).send().await.expect("create");
+        }
+        let producer = client(&server, "AKIDPRODUCER", "producer-secret", None);
+        let consumer = client(&server, "AKIDCONSUMER", "consumer-secret", None);
+        let outsider = client(&server, "AKIDOUTSIDER", "outsider-secret", None);
+
+        // The producer may put and nothing else.
+        producer
+            .put_record()
+            .stream_name("s")
+            .partition_key("k")
+            .data(Blob::new("v"))
+            .send()
+            .await
+            .expect("producer puts");
+        assert!(denied(producer.list_streams().send().await));
+        let it = producer
+            .get_shard_iterator()
+            .stream_name("s")
+            .shard_id("shardId-000000000000")
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await;
+        let err = it.expect_err("producer cannot read");
+        let svc = err.into_service_error();
+        assert_eq!(svc.meta().code(), Some("AccessDeniedException"));
+        assert_eq!(
+            svc.meta().message(),
+            Some("User: arn:aws:iam::000000000000:user/producer is not authorized to perform: kinesis:GetShardIterator on resource: arn:aws:kinesis:us-east-1:000000000000:stream/s because no identity-based policy allows the kinesis:GetShardIterator action")
+        );
+
+        // The consumer may read but not write; its explicit Deny beats its Allow.
+        let it = consumer
+            .get_shard_iterator()
+            .stream_name("s")
+            .shard_id("shardId-000000000000")
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("consumer reads")
+            .shard_iterator
+            .expect("iterator");
+        let recs = consumer.get_records().shard_iterator(it).send().await.expect("get records");
+        assert_eq!(recs.records().len(), 1);
+        assert!(denied(
+            consumer.put_record().stream_name("s").partition_key("k").data(Blob::new("v")).send().await
+        ));
+        assert!(denied(consumer.describe_stream().stream_name("secret").send().await));
+        consumer.describe_stream().stream_name("s").send().await.expect("allowed stream");
+
+        // A resource policy can grant a principal its identity policy does not.
+        assert!(denied(outsider.describe_stream_summary().stream_name("s").send().await));
+        let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
+        admin
+            .put_resource_policy()
+            .resource_arn(arn)
+            .policy(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/outsider"},"Action":"kinesis:DescribeStreamSummary","Resource":"arn:aws:kinesis:us-east-1:000000000000:stream/s"}]}"#)
+            .send()
+            .await
+            .expect("put resource policy");
+        outsider
+            .describe_stream_summary()
+            .stream_name("s")
+            .send()
+            .await
+            .expect("granted by the resource policy");
+        // And a resource policy's Deny stops even an administrator.
+        admin
+            .put_resource_policy()
+            .resource_arn(arn)
+            .policy(r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"kinesis:DeleteStream","Resource":"*"}]}"#)
+            .send()
+            .await
+            .expect("replace resource policy");
+        assert!(denied(admin.delete_stream().stream_name("s").send().await));
     });
 }

@@ -282,6 +282,29 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The stream ARN a shard iterator belongs to (for authorization), if it is one of ours.
+    pub fn iterator_stream_arn(&self, iterator: &str) -> Option<String> {
+        let it = self.inner.tokens.decode_iterator(iterator)?;
+        Some(stream_arn(&it.region, &it.account, &it.stream_name))
+    }
+
+    /// The resource policy attached to a stream or consumer ARN, parsed; `None` when there is
+    /// none or the resource does not exist (the operation then fails on its own).
+    pub fn resource_policy_for(&self, scope: &Scope, arn: &str) -> Option<crate::iam::Policy> {
+        let (handle, consumer) = self.resolve_resource(scope, arn).ok()?;
+        let st = handle.read();
+        let text = match &consumer {
+            None => st.meta.resource_policy.clone(),
+            Some(name) => st
+                .meta
+                .consumers
+                .iter()
+                .find(|c| &c.name == name)
+                .and_then(|c| c.resource_policy.clone()),
+        }?;
+        crate::iam::Policy::parse(&text, true).ok()
+    }
+
     /// Ends every open SubscribeToShard push (their streams end cleanly; clients resubscribe),
     /// so a shutdown need not wait out five-minute subscriptions.
     pub fn end_subscriptions(&self) {

@@ -9,6 +9,7 @@ pub mod api_ops;
 mod engine;
 pub mod error;
 pub mod hashkey;
+pub mod iam;
 mod meta;
 pub mod names;
 pub mod seqnum;

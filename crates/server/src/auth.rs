@@ -16,6 +16,8 @@ pub struct User {
     pub secret_access_key: String,
     /// When set, requests must carry this `X-Amz-Security-Token` (signed).
     pub session_token: Option<String>,
+    /// The user's identity policy.
+    pub policy: kinesin_engine::iam::Policy,
 }
 
 /// The users requests may be signed by, keyed by access key id.
@@ -62,8 +64,8 @@ fn now_secs() -> i64 {
 }
 
 impl Credentials {
-    /// Verifies the request's signature; returns the user's name.
-    pub fn verify(&self, head: &SignedHead, body: &[u8]) -> Result<String, WireError> {
+    /// Verifies the request's signature; returns the user.
+    pub fn verify(&self, head: &SignedHead, body: &[u8]) -> Result<&User, WireError> {
         let Some(value) = head
             .headers
             .iter()
@@ -88,7 +90,8 @@ impl Credentials {
                 session_token: u.session_token.as_deref(),
             })
         })?;
-        Ok(user.map(|u| u.name.clone()).unwrap_or_default())
+        // verify() refuses unknown keys, so the user is there.
+        user.ok_or_else(|| AuthError::MissingToken.into_wire())
     }
 }
 

@@ -6,6 +6,7 @@
 //! connection.
 
 mod auth;
+mod authz;
 mod body;
 mod dispatch;
 
@@ -317,11 +318,13 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         }
         Err(_) => return raw(StatusCode::REQUEST_TIMEOUT, "text/plain", "request timeout"),
     };
-    if let (Some(creds), Some(head)) = (&shared.cfg.credentials, &signed_head) {
-        if let Err(e) = creds.verify(head, &body) {
-            return wire_error(protocol, &e);
-        }
-    }
+    let user = match (&shared.cfg.credentials, &signed_head) {
+        (Some(creds), Some(head)) => match creds.verify(head, &body) {
+            Ok(user) => Some(user),
+            Err(e) => return wire_error(protocol, &e),
+        },
+        _ => None,
+    };
     let scope = Scope {
         account: shared.cfg.account.clone(),
         region: region.unwrap_or_else(|| shared.cfg.region.clone()),
@@ -330,6 +333,30 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(r) => r,
         Err(e) => return wire_error(protocol, &e),
     };
+    if let Some(user) = user {
+        {
+            let identity = &user.policy;
+            let resource = authz::resource(&shared.engine, &scope, &request);
+            let principal = format!("arn:aws:iam::{}:user/{}", scope.account, user.name);
+            let action = format!("kinesis:{}", request.operation());
+            let resource_policy = shared.engine.resource_policy_for(&scope, &resource);
+            if let Err(e) = kinesin_engine::iam::authorize(
+                &principal,
+                &scope.account,
+                Some(identity),
+                resource_policy.as_ref(),
+                &action,
+                &resource,
+            ) {
+                let (status, body) = kinesin_wire::encode_engine_error(protocol, &e);
+                return raw(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                    protocol.content_type(),
+                    body,
+                );
+            }
+        }
+    }
     if let kinesin_wire::Request::SubscribeToShard(input) = request {
         return subscribe(shared, &scope, protocol, input).await;
     }

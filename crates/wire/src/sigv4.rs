@@ -344,7 +344,7 @@ pub fn verify<'s>(
     };
     let amz_date = match header("x-amz-date") {
         Some(d) => d.trim().to_string(),
-        None => match header("date").and_then(|d| httpdate_to_amz(d)) {
+        None => match header("date").and_then(httpdate_to_amz) {
             Some(d) => d,
             None => {
                 return Err(incomplete(

@@ -167,3 +167,90 @@ pub fn client_with_credentials(
         .build();
     aws_sdk_kinesis::Client::from_conf(conf)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Process observation (crash and hostile-client tests)
+// ---------------------------------------------------------------------------------------------
+
+impl Server {
+    /// The running server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the server process is still running (reaps it if it exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Resident set size now, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> Option<u64> {
+        proc_status_kib(self.pid()?, "VmRSS")
+    }
+
+    /// Peak resident set size since the process started, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        proc_status_kib(self.pid()?, "VmHWM")
+    }
+
+    /// How many file descriptors the server holds open (sockets included).
+    pub fn open_fds(&self) -> Option<usize> {
+        open_fds(self.pid()?)
+    }
+}
+
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`, ...), in KiB.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Entries of `/proc/PID/fd`.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// This process's open-files limit (soft, hard), from `/proc/self/limits`.
+pub fn nofile_limits() -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut nums = line["Max open files".len()..].split_whitespace().map(|v| {
+        if v == "unlimited" {
+            Some(u64::MAX)
+        } else {
+            v.parse().ok()
+        }
+    });
+    Some((nums.next()??, nums.next()??))
+}
+
+/// Raises this process's soft open-files limit to `want` (capped at the hard limit) with
+/// util-linux `prlimit(1)`, so no unsafe code is needed; servers spawned afterwards inherit it.
+/// Returns the soft limit in effect afterwards (unchanged if `prlimit` is missing).
+pub fn raise_nofile(want: u64) -> u64 {
+    let Some((soft, hard)) = nofile_limits() else {
+        return 0;
+    };
+    if soft >= want {
+        return soft;
+    }
+    let target = want.min(hard);
+    let hard_text = if hard == u64::MAX {
+        "unlimited".to_string()
+    } else {
+        hard.to_string()
+    };
+    let _ = Command::new("prlimit")
+        .arg(format!("--pid={}", std::process::id()))
+        .arg(format!("--nofile={target}:{hard_text}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    nofile_limits().map_or(soft, |(s, _)| s)
+}

@@ -278,14 +278,8 @@ impl Engine {
         scope: &Scope,
         input: PutResourcePolicyInput,
     ) -> Result<()> {
-        let doc: serde_json::Value = serde_json::from_str(&input.policy).map_err(|_| {
-            Error::InvalidArgument("The resource policy is not a valid JSON document.".into())
-        })?;
-        if !doc.is_object() {
-            return Err(Error::InvalidArgument(
-                "The resource policy is not a valid JSON document.".into(),
-            ));
-        }
+        // Stored as sent, but only if it is a policy Kinesin can evaluate.
+        crate::iam::Policy::parse(&input.policy, true)?;
         let _guard = self.inner.control.lock().await;
         let (handle, consumer) = self.resolve_resource(scope, &input.resource_arn)?;
         let arn = input.resource_arn.clone();
