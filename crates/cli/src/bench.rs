@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// Fan-out: enhanced fan-out consumers subscribed to every shard.
     #[arg(long, default_value_t = 5)]
     fan_out_consumers: usize,
+    /// Process id of an already-running server (with --endpoint), to report its CPU time per
+    /// record; with --spawn the bench knows it.
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// Fan-out: records per second the producer writes (PutRecord, spread over the shards).
     #[arg(long, default_value_t = 1000)]
     fan_out_rate: u64,
@@ -236,7 +240,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             json!({"endpoint": args.endpoint}),
         )
     };
-    let result = run_phases(&args, addr).await;
+    let pid = spawned.as_ref().map(|s| s.child.id()).or(args.server_pid);
+    let result = run_phases(&args, addr, pid).await;
     if let Some(s) = spawned.as_mut() {
         let _ = s.child.kill();
         let _ = s.child.wait();
@@ -261,7 +266,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_phases(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<Value> {
+/// A process's CPU time (user + system, all threads) in microseconds. /proc reports clock
+/// ticks of USER_HZ, which Linux fixes at 100 for user-visible interfaces.
+fn cpu_micros(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10_000)
+}
+
+/// Adds the server's CPU microseconds per record to a phase's report.
+fn with_cpu(mut v: Value, pid: Option<u32>, before: Option<u64>) -> Value {
+    if let (Some(pid), Some(before)) = (pid, before) {
+        if let Some(after) = cpu_micros(pid) {
+            let records = v["records"]
+                .as_u64()
+                .or(v["records_written"].as_u64())
+                .unwrap_or(0);
+            v["server_cpu_ms"] = json!((after - before) as f64 / 1000.0);
+            if records > 0 {
+                v["server_cpu_us_per_record"] = json!((after - before) as f64 / records as f64);
+            }
+        }
+    }
+    v
+}
+
+async fn run_phases(args: &BenchArgs, addr: SocketAddr, pid: Option<u32>) -> anyhow::Result<Value> {
+    let cpu = || pid.and_then(cpu_micros);
     let stream = format!("bench-{:08x}", rand::random::<u32>());
     let mut admin = Conn::open(addr).await?;
     admin
@@ -283,25 +318,24 @@ async fn run_phases(args: &BenchArgs, addr: SocketAddr) -> anyhow::Result<Value>
     let mut phases = serde_json::Map::new();
     let wanted: Vec<&str> = args.phases.split(',').map(str::trim).collect();
     if wanted.contains(&"put-records") {
-        phases.insert(
-            "put_records".into(),
-            put_records_phase(args, addr, &stream).await?,
-        );
+        let before = cpu();
+        let v = put_records_phase(args, addr, &stream).await?;
+        phases.insert("put_records".into(), with_cpu(v, pid, before));
     }
     if wanted.contains(&"put-record") {
-        phases.insert(
-            "put_record".into(),
-            put_record_phase(args, addr, &stream).await?,
-        );
+        let before = cpu();
+        let v = put_record_phase(args, addr, &stream).await?;
+        phases.insert("put_record".into(), with_cpu(v, pid, before));
     }
     if wanted.contains(&"fan-out") {
-        phases.insert("fan_out".into(), fan_out_phase(args, addr, &stream).await?);
+        let before = cpu();
+        let v = fan_out_phase(args, addr, &stream).await?;
+        phases.insert("fan_out".into(), with_cpu(v, pid, before));
     }
     if wanted.contains(&"get-records") {
-        phases.insert(
-            "get_records".into(),
-            get_records_phase(addr, &stream).await?,
-        );
+        let before = cpu();
+        let v = get_records_phase(addr, &stream).await?;
+        phases.insert("get_records".into(), with_cpu(v, pid, before));
     }
     let _ = admin
         .call_ok("DeleteStream", json!({"StreamName": stream}))
