@@ -82,6 +82,19 @@ struct ServeArgs {
     /// for half of it).
     #[arg(long, env = "KINESIN_ON_DEMAND_WINDOW_MS", default_value_t = 900_000)]
     on_demand_window_ms: u64,
+    /// Write every API call as a JSON line (CloudTrail field names) to this file.
+    #[arg(long, env = "KINESIN_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
+    /// Include data-plane calls (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard)
+    /// in the audit log.
+    #[arg(long, env = "KINESIN_AUDIT_DATA_PLANE")]
+    audit_data_plane: bool,
+    /// PEM certificate chain: serve TLS (HTTP/2 and HTTP/1.1 by ALPN) instead of cleartext.
+    #[arg(long, env = "KINESIN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "KINESIN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// A TOML file with the users whose SigV4 signatures are accepted. Without it the server
     /// runs in open development mode: any well-formed credentials are accepted.
     #[arg(long, env = "KINESIN_CONFIG")]
@@ -252,6 +265,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Some(std::sync::Arc::new(load_credentials(path)?)),
         None => None,
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(kinesin_server::load_tls(c, k)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let audit = match &args.audit_log {
+        Some(path) => Some(std::sync::Arc::new(
+            kinesin_server::AuditLog::open(path, args.audit_data_plane)
+                .await
+                .with_context(|| format!("opening audit log {}", path.display()))?,
+        )),
+        None => None,
+    };
     let engine = Engine::open(cfg)
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -263,7 +289,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => "open development mode: any credentials accepted".to_string(),
     };
     eprintln!(
-        "kinesin listening on http://{addr} (data in {}, durability {}, auth: {auth})",
+        "kinesin listening on {scheme}://{addr} (data in {}, durability {}, auth: {auth})",
         args.data_dir.display(),
         args.durability
     );
@@ -272,6 +298,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         region: args.region,
         max_connections: args.max_connections,
         credentials,
+        tls,
+        audit,
         ..ServerConfig::default()
     };
     kinesin_server::serve(listener, engine.clone(), server_cfg, shutdown_signal()).await?;

@@ -340,3 +340,68 @@ fn identity_and_resource_policies_decide_what_a_user_may_do() {
         assert!(denied(admin.delete_stream().stream_name("s").send().await));
     });
 }
+
+#[test]
+fn audit_log_records_allowed_and_denied_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("kinesin.toml");
+    std::fs::write(&config, CONFIG).expect("config");
+    let audit = dir.path().join("audit.jsonl");
+    let server = Server::start(&[
+        "--config",
+        &config.to_string_lossy(),
+        "--audit-log",
+        &audit.to_string_lossy(),
+    ]);
+    rt().block_on(async {
+        let admin = client(&server, "AKIDKINESINTEST", "kinesin-test-secret", None);
+        admin
+            .create_stream()
+            .stream_name("a")
+            .shard_count(1)
+            .send()
+            .await
+            .expect("create");
+        let producer = client(&server, "AKIDPRODUCER", "producer-secret", None);
+        assert!(denied(
+            producer.delete_stream().stream_name("a").send().await
+        ));
+        // Data-plane calls are left out unless --audit-data-plane is given.
+        producer
+            .put_record()
+            .stream_name("a")
+            .partition_key("k")
+            .data(Blob::new("v"))
+            .send()
+            .await
+            .expect("put");
+    });
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        lines = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if lines.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["eventName"], "CreateStream");
+    assert_eq!(lines[0]["userIdentity"]["userName"], "app");
+    assert_eq!(lines[0]["httpStatus"], 200);
+    assert!(lines[0].get("errorCode").is_none());
+    assert_eq!(
+        lines[0]["resources"][0]["ARN"],
+        "arn:aws:kinesis:us-east-1:000000000000:stream/a"
+    );
+    assert_eq!(lines[1]["eventName"], "DeleteStream");
+    assert_eq!(
+        lines[1]["userIdentity"]["arn"],
+        "arn:aws:iam::000000000000:user/producer"
+    );
+    assert_eq!(lines[1]["errorCode"], "AccessDeniedException");
+    assert_eq!(lines[1]["sourceIPAddress"], "127.0.0.1");
+}

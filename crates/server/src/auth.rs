@@ -64,8 +64,8 @@ fn now_secs() -> i64 {
 }
 
 impl Credentials {
-    /// Verifies the request's signature; returns the user.
-    pub fn verify(&self, head: &SignedHead, body: &[u8]) -> Result<&User, WireError> {
+    /// Verifies the request's signature; returns the access key id and its user.
+    pub fn verify(&self, head: &SignedHead, body: &[u8]) -> Result<(String, &User), WireError> {
         let Some(value) = head
             .headers
             .iter()
@@ -91,7 +91,8 @@ impl Credentials {
             })
         })?;
         // verify() refuses unknown keys, so the user is there.
-        user.ok_or_else(|| AuthError::MissingToken.into_wire())
+        user.map(|u| (auth.access_key_id.clone(), u))
+            .ok_or_else(|| AuthError::MissingToken.into_wire())
     }
 }
 

@@ -5,6 +5,7 @@
 //! bodies (`max_body_bytes`, 413 beyond), header and body read time, HTTP/2 streams per
 //! connection.
 
+mod audit;
 mod auth;
 mod authz;
 mod body;
@@ -28,6 +29,7 @@ use kinesin_wire::{Protocol, WireError};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+pub use audit::AuditLog;
 pub use auth::{AuthError, Credentials, User};
 
 const TARGET_PREFIX: &str = "Kinesis_20131202.";
@@ -45,6 +47,10 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     /// How long in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// When set, API calls are written here.
+    pub audit: Option<Arc<AuditLog>>,
+    /// When set, the port speaks TLS (HTTP/1.1 and HTTP/2 by ALPN) instead of cleartext.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// When set, every request must be SigV4-signed by one of these users; when `None`, the
     /// server is in open development mode (a well-formed Authorization header suffices).
     pub credentials: Option<Arc<auth::Credentials>>,
@@ -66,6 +72,8 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             max_inflight_body_bytes: 256 << 20,
             credentials: None,
+            tls: None,
+            audit: None,
         }
     }
 }
@@ -120,7 +128,7 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
@@ -133,17 +141,30 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let tls = shared.cfg.tls.clone();
+        let handshake_timeout = shared.cfg.read_timeout;
         let shared = shared.clone();
         let svc = service_fn(move |req| {
             let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&shared, req).await) }
+            async move { Ok::<_, std::convert::Infallible>(handle(&shared, req, peer).await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(tls) => {
+                    // The handshake runs here, not in the accept loop, and is bounded in time.
+                    let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+                    if let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, accept).await {
+                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -159,15 +180,109 @@ pub async fn serve(
     Ok(())
 }
 
+/// Why a certificate or key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("reading {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{0} holds no certificate")]
+    NoCertificate(String),
+    #[error("{0} holds no private key")]
+    NoKey(String),
+    #[error("certificate and key do not make a TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// A TLS configuration from PEM files, offering HTTP/2 and HTTP/1.1 by ALPN.
+pub fn load_tls(
+    cert_path: &std::path::Path,
+    key_path: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| TlsError::Read(p.display().to_string(), e))
+    };
+    let cert_pem = read(cert_path)?;
+    let key_pem = read(key_path)?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Read(cert_path.display().to_string(), e))?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(cert_path.display().to_string()));
+    }
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| TlsError::Read(key_path.display().to_string(), e))?
+        .ok_or_else(|| TlsError::NoKey(key_path.display().to_string()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
 /// The address a `--listen` value names.
 pub fn parse_listen(s: &str) -> Option<SocketAddr> {
     s.parse().ok()
 }
 
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
-    let mut resp = route(shared, req).await;
-    let headers = resp.headers_mut();
+/// What a request turned out to be, for the audit log.
+#[derive(Default)]
+struct Seen {
+    operation: Option<String>,
+    region: Option<String>,
+    user: Option<(String, String)>,
+    resource: Option<String>,
+}
+
+async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let user_agent = header("user-agent");
+    let access_key_id = header("authorization").and_then(|a| {
+        a.split("Credential=")
+            .nth(1)
+            .and_then(|c| c.split('/').next())
+            .map(str::to_owned)
+    });
+    let mut seen = Seen::default();
+    let mut resp = route(shared, req, &mut seen).await;
     let id = request_id();
+    if let (Some(audit), Some(op)) = (&shared.cfg.audit, &seen.operation) {
+        if audit.wants(op) {
+            let record = kinesin_wire::audit::AuditRecord {
+                time_secs: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0),
+                operation: op.clone(),
+                region: seen
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| shared.cfg.region.clone()),
+                account: shared.cfg.account.clone(),
+                source_ip: peer.ip().to_string(),
+                user_agent,
+                user: seen.user.clone(),
+                access_key_id,
+                resource_arn: seen.resource.clone(),
+                request_id: id.clone(),
+                http_status: resp.status().as_u16(),
+                error_code: resp
+                    .headers()
+                    .get("x-amzn-ErrorType")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                read_only: audit::is_read_only(op),
+            };
+            audit.record(&record).await;
+        }
+    }
+    let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert("x-amzn-RequestId", v);
     }
@@ -216,16 +331,31 @@ fn raw(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respon
     r
 }
 
-pub(crate) fn wire_error(protocol: Protocol, e: &WireError) -> Response<Body> {
-    let (status, body) = kinesin_wire::encode_wire_error(protocol, e);
-    raw(
+/// An error response: the body in the request's protocol, and the code in `x-amzn-ErrorType`
+/// too (the Java SDK reads it first; the audit log reads it).
+fn error_response(protocol: Protocol, code: &str, status: u16, body: Vec<u8>) -> Response<Body> {
+    let mut r = raw(
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
         protocol.content_type(),
         body,
-    )
+    );
+    if let Ok(v) = HeaderValue::from_str(code) {
+        r.headers_mut().insert("x-amzn-ErrorType", v);
+    }
+    r
 }
 
-async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+pub(crate) fn wire_error(protocol: Protocol, e: &WireError) -> Response<Body> {
+    let (status, body) = kinesin_wire::encode_wire_error(protocol, e);
+    error_response(protocol, e.code(), status, body)
+}
+
+fn engine_error(protocol: Protocol, e: &kinesin_engine::Error) -> Response<Body> {
+    let (status, body) = kinesin_wire::encode_engine_error(protocol, e);
+    error_response(protocol, e.code(), status, body)
+}
+
+async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Response<Body> {
     if req.method() != Method::POST {
         return raw(
             StatusCode::FORBIDDEN,
@@ -272,6 +402,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let Some(operation) = operation else {
         return wire_error(protocol, &WireError::unknown_operation());
     };
+    seen.operation = Some(operation.clone());
     // Refuse oversized bodies up front when the client says how big they are.
     let declared = req
         .headers()
@@ -320,7 +451,10 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     };
     let user = match (&shared.cfg.credentials, &signed_head) {
         (Some(creds), Some(head)) => match creds.verify(head, &body) {
-            Ok(user) => Some(user),
+            Ok((akid, user)) => {
+                seen.user = Some((user.name.clone(), akid));
+                Some(user)
+            }
             Err(e) => return wire_error(protocol, &e),
         },
         _ => None,
@@ -329,14 +463,18 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         account: shared.cfg.account.clone(),
         region: region.unwrap_or_else(|| shared.cfg.region.clone()),
     };
+    seen.region = Some(scope.region.clone());
     let request = match kinesin_wire::decode_request(&operation, protocol, &body) {
         Ok(r) => r,
         Err(e) => return wire_error(protocol, &e),
     };
+    if user.is_some() || shared.cfg.audit.is_some() {
+        seen.resource = Some(authz::resource(&shared.engine, &scope, &request));
+    }
     if let Some(user) = user {
         {
             let identity = &user.policy;
-            let resource = authz::resource(&shared.engine, &scope, &request);
+            let resource = seen.resource.clone().unwrap_or_default();
             let principal = format!("arn:aws:iam::{}:user/{}", scope.account, user.name);
             let action = format!("kinesis:{}", request.operation());
             let resource_policy = shared.engine.resource_policy_for(&scope, &resource);
@@ -348,12 +486,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
                 &action,
                 &resource,
             ) {
-                let (status, body) = kinesin_wire::encode_engine_error(protocol, &e);
-                return raw(
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                    protocol.content_type(),
-                    body,
-                );
+                return engine_error(protocol, &e);
             }
         }
     }
@@ -365,14 +498,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             let body = kinesin_wire::encode_response(protocol, &response);
             raw(StatusCode::OK, protocol.content_type(), body)
         }
-        Err(e) => {
-            let (status, body) = kinesin_wire::encode_engine_error(protocol, &e);
-            raw(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                protocol.content_type(),
-                body,
-            )
-        }
+        Err(e) => engine_error(protocol, &e),
     }
 }
 
@@ -391,12 +517,7 @@ async fn subscribe(
     let mut sub = match shared.engine.subscribe_to_shard(scope, input).await {
         Ok(s) => s,
         Err(e) => {
-            let (status, body) = kinesin_wire::encode_engine_error(protocol, &e);
-            return raw(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                protocol.content_type(),
-                body,
-            );
+            return engine_error(protocol, &e);
         }
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(SUBSCRIPTION_BUFFER);

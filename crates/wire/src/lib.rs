@@ -33,6 +33,7 @@ use std::fmt;
 use kinesin_engine::api::*;
 use kinesin_engine::api_ops::*;
 
+pub mod audit;
 mod decode;
 mod encode;
 pub mod eventstream;
