@@ -28,6 +28,79 @@ enum Command {
     Serve(ServeArgs),
     /// Drive a running server with a native load generator and print a JSON report.
     Bench(bench::BenchArgs),
+    /// Manage the local keyring used for encryption at rest (while the server is stopped).
+    Keys(KeysArgs),
+}
+
+#[derive(Parser, Debug)]
+struct KeysArgs {
+    /// The server's data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "KINESIN_DATA_DIR",
+        default_value = "./kinesin-data"
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    action: KeysAction,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysAction {
+    /// Create a key (optionally with an alias such as alias/orders) and print it.
+    Create {
+        #[arg(long)]
+        alias: Option<String>,
+    },
+    /// List the keys (ids, ARNs, aliases, state; never the key material).
+    List,
+    /// Disable a key: records it protects cannot be read or written until it is enabled.
+    Disable { key_id: String },
+    /// Enable a disabled key.
+    Enable { key_id: String },
+}
+
+fn keys(args: KeysArgs, region: &str, account: &str) -> anyhow::Result<()> {
+    use kinesin_engine::keyring::KeyEntry;
+    let describe = |k: &KeyEntry| {
+        serde_json::json!({
+            "KeyId": k.key_id,
+            "Arn": format!("arn:aws:kms:{region}:{account}:key/{}", k.key_id),
+            "Aliases": k.aliases,
+            "Enabled": k.enabled,
+        })
+    };
+    let out = kinesin_engine::with_keyring(&args.data_dir, |ring| {
+        Ok(match &args.action {
+            KeysAction::Create { alias } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                describe(ring.create(alias.as_deref(), now)?)
+            }
+            KeysAction::List => {
+                serde_json::json!({"Keys": ring.keys.iter().map(describe).collect::<Vec<_>>()})
+            }
+            KeysAction::Disable { key_id } | KeysAction::Enable { key_id } => {
+                let enable = matches!(args.action, KeysAction::Enable { .. });
+                let number = ring.find(key_id).map(|k| k.number).ok_or_else(|| {
+                    kinesin_engine::Error::KmsNotFound(format!("Key '{key_id}' does not exist"))
+                })?;
+                let key = ring
+                    .keys
+                    .iter_mut()
+                    .find(|k| k.number == number)
+                    .ok_or_else(|| kinesin_engine::Error::KmsNotFound(key_id.clone()))?;
+                key.enabled = enable;
+                describe(key)
+            }
+        })
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.message()))?;
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }
 
 #[derive(Parser, Debug)]
@@ -233,6 +306,11 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Keys(args) => keys(
+            args,
+            &std::env::var("KINESIN_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            &std::env::var("KINESIN_ACCOUNT_ID").unwrap_or_else(|_| "000000000000".into()),
+        ),
     }
 }
 

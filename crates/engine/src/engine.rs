@@ -205,6 +205,8 @@ struct Inner {
     subscriptions: parking_lot::Mutex<consumers::Subscriptions>,
     /// Set when the server is shutting down: open subscriptions end at once.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Keys for encryption at rest (persisted in the metadata store).
+    keyring: RwLock<crate::keyring::Keyring>,
 }
 
 /// The Kinesis engine. Cheap to clone.
@@ -243,6 +245,7 @@ impl Engine {
         let meta = MetaStore::open(&cfg.data_dir.join("meta.redb")).map_err(OpenError::Meta)?;
         let metas = meta.load_streams().map_err(OpenError::Meta)?;
         let key = meta.token_key().map_err(OpenError::Meta)?;
+        let keyring = load_keyring(&meta, cfg.clock.now_ms()).map_err(OpenError::Meta)?;
         let t = cfg.clock.now_ms();
         let queues: Vec<(QueueId, i64)> = metas
             .iter()
@@ -273,6 +276,7 @@ impl Engine {
                 control: tokio::sync::Mutex::new(()),
                 subscriptions: parking_lot::Mutex::new(consumers::Subscriptions::default()),
                 closing: tokio::sync::watch::Sender::new(false),
+                keyring: RwLock::new(keyring),
             }),
         };
         engine.resume_transitions();
@@ -557,6 +561,7 @@ impl Engine {
                     end_hash: end.to_string(),
                     created_ms,
                     opened_ms: None,
+                    encryption: Vec::new(),
                     closed: None,
                 }
             })
@@ -1090,6 +1095,58 @@ impl Engine {
         .map_err(log_error)
     }
 
+    /// Seals a record's data with the shard's current key, if the stream is encrypted.
+    fn seal_for(&self, meta: &StreamMeta, shard: &ShardMeta, data: Bytes) -> Result<Bytes> {
+        let Some(number) = shard.current_key() else {
+            return Ok(data);
+        };
+        let ring = self.inner.keyring.read();
+        let key = ring.by_number(number).ok_or_else(|| {
+            Error::KmsNotFound(format!(
+                "The key used to encrypt stream {} is no longer in the keyring.",
+                meta.name
+            ))
+        })?;
+        let sealed = crate::keyring::seal(key, record_aad(meta, shard.index).as_bytes(), &data)?;
+        Ok(Bytes::from(sealed))
+    }
+
+    /// Turns log records into API records: sequence numbers, text keys, and data decrypted
+    /// where it was stored encrypted (those report EncryptionType KMS).
+    pub(crate) fn to_records(
+        &self,
+        shard: &ShardMeta,
+        aad: &str,
+        records: Vec<kinesin_log::LogRecord>,
+    ) -> Result<Vec<Record>> {
+        let ring = (!shard.encryption.is_empty()).then(|| self.inner.keyring.read());
+        records
+            .into_iter()
+            .map(|r| {
+                let (data, encryption_type) = match (shard.key_at(r.position), &ring) {
+                    (Some(number), Some(ring)) => {
+                        let key = ring.by_number(number).ok_or_else(|| {
+                            Error::KmsNotFound(
+                                "The key that encrypted these records is no longer in the keyring."
+                                    .into(),
+                            )
+                        })?;
+                        let plain = crate::keyring::open(key, aad.as_bytes(), &r.data)?;
+                        (Bytes::from(plain), Some(EncryptionType::Kms))
+                    }
+                    _ => (r.data, None),
+                };
+                Ok(Record {
+                    sequence_number: Self::seq_string(shard, r.position, r.arrival_ms),
+                    approximate_arrival_timestamp: r.arrival_ms,
+                    partition_key: key_string(&r.partition_key),
+                    data,
+                    encryption_type,
+                })
+            })
+            .collect()
+    }
+
     /// Whether per-shard limits apply to this stream (provisioned mode, throttling on).
     fn limits_for(&self, meta: &StreamMeta) -> Option<ShardLimits> {
         match meta.mode.as_str() {
@@ -1154,7 +1211,7 @@ impl Engine {
             let entry = AppendEntry {
                 queue: shard.queue,
                 partition_key: Bytes::from(input.partition_key.into_bytes()),
-                data: input.data,
+                data: self.seal_for(&st.meta, &shard, input.data)?,
             };
             (shard, entry, encryption_of(&st.meta))
         };
@@ -1229,7 +1286,7 @@ impl Engine {
                 entries.push(AppendEntry {
                     queue: shard.queue,
                     partition_key: Bytes::from(r.partition_key.into_bytes()),
-                    data: r.data,
+                    data: self.seal_for(&st.meta, shard, r.data)?,
                 });
             }
             encryption_of(&st.meta)
@@ -1416,7 +1473,7 @@ impl Engine {
             .get(&key)
             .cloned()
             .ok_or_else(|| not_found(&it.stream_name, &it.account))?;
-        let (shard, children, encryption, limits) = {
+        let (shard, children, aad, limits) = {
             let st = handle.read();
             if st.meta.created_ms != it.stream_created_ms {
                 return Err(not_found(&it.stream_name, &it.account));
@@ -1433,7 +1490,7 @@ impl Engine {
             (
                 shard,
                 children,
-                encryption_of(&st.meta),
+                record_aad(&st.meta, it.shard_index),
                 self.limits_for(&st.meta),
             )
         };
@@ -1483,17 +1540,7 @@ impl Engine {
             .closed
             .as_ref()
             .is_some_and(|c| batch.next >= c.end_position && batch.records.is_empty());
-        let records = batch
-            .records
-            .into_iter()
-            .map(|r| Record {
-                sequence_number: Self::seq_string(&shard, r.position, r.arrival_ms),
-                approximate_arrival_timestamp: r.arrival_ms,
-                partition_key: key_string(&r.partition_key),
-                data: r.data,
-                encryption_type: encryption,
-            })
-            .collect();
+        let records = self.to_records(&shard, &aad, batch.records)?;
         let (next_shard_iterator, child_shards) = if at_end {
             (None, Some(children))
         } else {
@@ -1678,6 +1725,51 @@ impl Engine {
                 .collect(),
         })
     }
+}
+
+const KEYRING_SETTING: &str = "keyring";
+
+/// Loads the keyring, creating `alias/aws/kinesis` the first time.
+fn load_keyring(meta: &MetaStore, now_ms: i64) -> Result<crate::keyring::Keyring> {
+    let mut ring: crate::keyring::Keyring = match meta.get_setting(KEYRING_SETTING)? {
+        Some(b) => serde_json::from_slice(&b)
+            .map_err(|e| Error::InternalFailure(format!("keyring: {e}")))?,
+        None => crate::keyring::Keyring::default(),
+    };
+    if ring.ensure_default(now_ms)? {
+        save_keyring(meta, &ring)?;
+    }
+    Ok(ring)
+}
+
+fn save_keyring(meta: &MetaStore, ring: &crate::keyring::Keyring) -> Result<()> {
+    let bytes =
+        serde_json::to_vec(ring).map_err(|e| Error::InternalFailure(format!("keyring: {e}")))?;
+    meta.put_setting(KEYRING_SETTING, &bytes)
+}
+
+/// Edits the keyring of a data directory whose server is not running (`kinesin keys`).
+pub fn with_keyring<T>(
+    data_dir: &std::path::Path,
+    f: impl FnOnce(&mut crate::keyring::Keyring) -> Result<T>,
+) -> Result<T> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| Error::InternalFailure(format!("{}: {e}", data_dir.display())))?;
+    let meta = MetaStore::open(&data_dir.join("meta.redb"))?;
+    let now = kinesin_log::SystemClock.now_ms();
+    let mut ring = load_keyring(&meta, now)?;
+    let out = f(&mut ring)?;
+    save_keyring(&meta, &ring)?;
+    Ok(out)
+}
+
+/// Associated data binding an encrypted record to its stream and shard.
+fn record_aad(meta: &StreamMeta, shard_index: u32) -> String {
+    format!(
+        "{}/{}",
+        stream_arn(&meta.region, &meta.account, &meta.name),
+        shard_id(shard_index)
+    )
 }
 
 /// A stored partition key as text. Keys were UTF-8 when written and frames are checksummed, so

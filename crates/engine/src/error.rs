@@ -21,6 +21,10 @@ pub enum Error {
     ExpiredNextToken(String),
     #[error("{0}")]
     AccessDenied(String),
+    #[error("{0}")]
+    KmsNotFound(String),
+    #[error("{0}")]
+    KmsDisabled(String),
     /// A fault of ours (disk full, I/O error, a corrupt frame): HTTP 500.
     #[error("{0}")]
     InternalFailure(String),
@@ -39,6 +43,8 @@ impl Error {
             Error::ExpiredIterator(_) => "ExpiredIteratorException",
             Error::ExpiredNextToken(_) => "ExpiredNextTokenException",
             Error::AccessDenied(_) => "AccessDeniedException",
+            Error::KmsNotFound(_) => "KMSNotFoundException",
+            Error::KmsDisabled(_) => "KMSDisabledException",
             Error::InternalFailure(_) => "InternalFailureException",
         }
     }
@@ -55,6 +61,8 @@ impl Error {
             | Error::ExpiredIterator(m)
             | Error::ExpiredNextToken(m)
             | Error::AccessDenied(m)
+            | Error::KmsNotFound(m)
+            | Error::KmsDisabled(m)
             | Error::InternalFailure(m) => m,
         }
     }

@@ -10,6 +10,7 @@ mod engine;
 pub mod error;
 pub mod hashkey;
 pub mod iam;
+pub mod keyring;
 mod meta;
 pub mod names;
 pub mod seqnum;

@@ -82,6 +82,10 @@ pub struct ShardMeta {
     /// is the wall-clock time the shard began taking writes, used by time-based filters).
     #[serde(default)]
     pub opened_ms: Option<i64>,
+    /// Encryption at rest by position: from each position on, records are sealed with that
+    /// key number (or stored in plaintext for `None`). Empty: all plaintext.
+    #[serde(default)]
+    pub encryption: Vec<(u64, Option<u32>)>,
     /// Set when the shard is closed by a reshard: (close time ms, last position + 1).
     pub closed: Option<ClosedShard>,
 }
@@ -93,6 +97,20 @@ pub struct ClosedShard {
 }
 
 impl ShardMeta {
+    /// The key number records at `position` are sealed with, if any.
+    pub fn key_at(&self, position: u64) -> Option<u32> {
+        self.encryption
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= position)
+            .and_then(|(_, k)| *k)
+    }
+
+    /// The key number new records are sealed with, if any.
+    pub fn current_key(&self) -> Option<u32> {
+        self.encryption.last().and_then(|(_, k)| *k)
+    }
+
     /// When the shard began taking writes.
     pub fn opened_ms(&self) -> i64 {
         self.opened_ms.unwrap_or(self.created_ms)

@@ -606,14 +606,15 @@ impl Subscription {
                 }
             }
             self.watch.borrow_and_update();
-            let (shard, encryption, children) = {
+            let (shard, aad, children) = {
                 let st = self.handle.read();
                 let shard = st
                     .shard(self.shard.index)
                     .cloned()
                     .unwrap_or_else(|| self.shard.clone());
                 let children = children_of(&st.meta, shard.index);
-                (shard, encryption_of(&st.meta), children)
+                let aad = record_aad(&st.meta, shard.index);
+                (shard, aad, children)
             };
             self.shard = shard;
             let log = &self.engine.inner.log;
@@ -653,22 +654,13 @@ impl Subscription {
                         .unwrap_or(0)
                 };
                 let last = batch.records.last().map(|r| (r.position, r.arrival_ms));
-                let records = batch
-                    .records
-                    .into_iter()
-                    .map(|r| Record {
-                        sequence_number: record_seq(
-                            self.shard.index,
-                            self.shard.created_ms,
-                            r.position,
-                            r.arrival_ms,
-                        ),
-                        approximate_arrival_timestamp: r.arrival_ms,
-                        partition_key: key_string(&r.partition_key),
-                        data: r.data,
-                        encryption_type: encryption,
-                    })
-                    .collect();
+                let records = match self.engine.to_records(&self.shard, &aad, batch.records) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                };
                 self.last_event = Instant::now();
                 return Some(Ok(SubscribeToShardEvent {
                     records,

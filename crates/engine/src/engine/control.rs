@@ -114,6 +114,34 @@ impl Engine {
         let (name, handle) = self.resolve(scope, &input.stream)?;
         let account = scope.account.clone();
         let t = now(&self.inner);
+        let key_number = {
+            let ring = self.inner.keyring.read();
+            let key = ring.find(&input.key_id).ok_or_else(|| {
+                Error::KmsNotFound(format!("Key '{}' does not exist", input.key_id))
+            })?;
+            if !key.enabled {
+                return Err(Error::KmsDisabled(format!("{} is disabled.", key.key_id)));
+            }
+            key.number
+        };
+        // No append is in flight while the switch is made, so each shard's switch position
+        // is exact: records before it keep their form, records after it take the new one.
+        let _writers_drained = handle.gate.write().await;
+        let next_positions: Vec<(u32, u64)> = {
+            let st = handle.read();
+            st.meta
+                .shards
+                .iter()
+                .filter(|s| s.closed.is_none())
+                .map(|s| {
+                    self.inner
+                        .log
+                        .bounds(s.queue)
+                        .map(|b| (s.index, b.next))
+                        .map_err(log_error)
+                })
+                .collect::<Result<_>>()?
+        };
         let until = self.update_meta(&handle, |m| {
             if m.status != "ACTIVE" {
                 return Err(not_active(&name, &account, &m.status));
@@ -136,6 +164,11 @@ impl Engine {
                     )));
                 }
                 m.encryption_key_id = None;
+            }
+            for (index, next) in &next_positions {
+                if let Some(s) = m.shards.iter_mut().find(|s| s.index == *index) {
+                    s.encryption.push((*next, start.then_some(key_number)));
+                }
             }
             m.encryption_changes.push((t, start));
             Ok(self.begin_update(m))

@@ -23,6 +23,8 @@ pub(super) struct Planner {
     closed: Vec<u32>,
     /// Indexes of shards created by this plan.
     created: Vec<u32>,
+    /// The key new shards' records are sealed with (the stream is encrypted).
+    encryption_key: Option<u32>,
 }
 
 impl Planner {
@@ -68,6 +70,11 @@ impl Planner {
             end_hash: end.to_string(),
             created_ms,
             opened_ms: Some(self.now_ms),
+            // Children of an encrypted stream are encrypted from their first record.
+            encryption: match self.encryption_key {
+                Some(k) => vec![(0, Some(k))],
+                None => Vec::new(),
+            },
             closed: None,
         });
         self.next_queue += 1;
@@ -178,8 +185,15 @@ impl Engine {
     ) -> Result<()> {
         let _writers_drained = handle.gate.write().await;
         let first_queue = self.inner.meta.allocate_queues(reserve)?;
+        let meta = handle.read().meta.clone();
+        let encryption_key = meta
+            .shards
+            .iter()
+            .find(|s| s.closed.is_none())
+            .and_then(|s| s.current_key());
         let mut planner = Planner {
-            meta: handle.read().meta.clone(),
+            encryption_key,
+            meta,
             now_ms: now(&self.inner),
             next_queue: first_queue,
             queue_limit: first_queue + reserve,
@@ -450,6 +464,7 @@ mod tests {
                     end_hash: e.to_string(),
                     created_ms: 1_000,
                     opened_ms: None,
+                    encryption: Vec::new(),
                     closed: None,
                 }
             })
@@ -482,6 +497,7 @@ mod tests {
             queue_limit: 100_000,
             closed: Vec::new(),
             created: Vec::new(),
+            encryption_key: None,
         }
     }
 
