@@ -309,3 +309,125 @@ fn framework_errors_match_aws() {
         assert_eq!(r.status, 200);
     });
 }
+
+/// Splits one event-stream message off the front of `buf`: (headers, payload).
+fn take_frame(buf: &mut Vec<u8>) -> Option<(Vec<(String, String)>, Vec<u8>)> {
+    if buf.len() < 12 {
+        return None;
+    }
+    let total = u32::from_be_bytes(buf[0..4].try_into().ok()?) as usize;
+    let hlen = u32::from_be_bytes(buf[4..8].try_into().ok()?) as usize;
+    if buf.len() < total {
+        return None;
+    }
+    let frame: Vec<u8> = buf.drain(..total).collect();
+    assert_eq!(
+        u32::from_be_bytes(frame[total - 4..].try_into().ok()?),
+        crc32fast_hash(&frame[..total - 4])
+    );
+    let mut h = &frame[12..12 + hlen];
+    let mut headers = Vec::new();
+    while !h.is_empty() {
+        let n = h[0] as usize;
+        let name = String::from_utf8_lossy(&h[1..1 + n]).into_owned();
+        let vl = u16::from_be_bytes([h[2 + n], h[3 + n]]) as usize;
+        let value = String::from_utf8_lossy(&h[4 + n..4 + n + vl]).into_owned();
+        headers.push((name, value));
+        h = &h[4 + n + vl..];
+    }
+    Some((headers, frame[12 + hlen..total - 4].to_vec()))
+}
+
+/// CRC-32/IEEE, bitwise (test-only; keeps the check independent of the server's crc crate).
+fn crc32fast_hash(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn subscribe_to_shard_speaks_cbor_to_cbor_clients() {
+    let server = Server::start(&[]);
+    let port = server.port;
+    rt().block_on(async {
+        let r = call(port, "CreateStream", JSON, br#"{"StreamName":"ec","ShardCount":1}"#.to_vec()).await;
+        assert_eq!(r.status, 200);
+        let r = call(
+            port,
+            "RegisterStreamConsumer",
+            JSON,
+            br#"{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/ec","ConsumerName":"java"}"#.to_vec(),
+        )
+        .await;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        let consumer_arn = v["Consumer"]["ConsumerARN"].as_str().expect("arn").to_string();
+        let r = call(
+            port,
+            "PutRecord",
+            JSON,
+            br#"{"StreamName":"ec","PartitionKey":"k","Data":"AAEC"}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+
+        let body = Bytes::from(indefinite_map(vec![
+            ("ConsumerARN", Cbor::Text(consumer_arn)),
+            ("ShardId", Cbor::Text("shardId-000000000000".into())),
+            (
+                "StartingPosition",
+                Cbor::Map(vec![(Cbor::Text("Type".into()), Cbor::Text("TRIM_HORIZON".into()))]),
+            ),
+        ]));
+        let req = request(Some("SubscribeToShard"), CBOR, body.clone())
+            .body(Full::new(body))
+            .expect("request");
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let resp = sender.send_request(req).await.expect("response");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+            Some("application/vnd.amazon.eventstream")
+        );
+        let mut body = resp.into_body();
+        let mut buf = Vec::new();
+        let mut frames = Vec::new();
+        while frames.len() < 2 {
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+                .await
+                .expect("frames in time")
+                .expect("stream open")
+                .expect("frame");
+            if let Ok(data) = frame.into_data() {
+                buf.extend_from_slice(&data);
+            }
+            while let Some(f) = take_frame(&mut buf) {
+                frames.push(f);
+            }
+        }
+        let header = |f: &(Vec<(String, String)>, Vec<u8>), name: &str| {
+            f.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        };
+        assert_eq!(header(&frames[0], ":event-type").as_deref(), Some("initial-response"));
+        assert_eq!(header(&frames[0], ":content-type").as_deref(), Some(CBOR));
+        assert_eq!(header(&frames[1], ":event-type").as_deref(), Some("SubscribeToShardEvent"));
+        assert_eq!(header(&frames[1], ":content-type").as_deref(), Some(CBOR));
+        let event: Cbor = ciborium::de::from_reader(&frames[1].1[..]).expect("cbor event");
+        let records = cbor_get(&event, "Records").and_then(Cbor::as_array).expect("records");
+        assert_eq!(records.len(), 1);
+        assert_eq!(cbor_get(&records[0], "Data"), Some(&Cbor::Bytes(vec![0, 1, 2])));
+        assert!(cbor_get(&event, "ContinuationSequenceNumber").is_some());
+    });
+}
