@@ -20,50 +20,66 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchCli {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    #[command(flatten)]
+    pub run: BenchArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Run the same scenarios against Kinesin, kinesalite, kinesis-mock and moto (installed
+    /// into --peers-dir when missing) and the machine's ceilings; write JSON and markdown.
+    Compare(crate::compare::CompareArgs),
+}
+
+#[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Server to drive, e.g. http://127.0.0.1:4567. Ignored with --spawn.
     #[arg(long, default_value = "http://127.0.0.1:4567")]
-    endpoint: String,
+    pub(crate) endpoint: String,
     /// Start `kinesin serve` on a fresh data directory and measure start-up and idle memory too.
     #[arg(long)]
-    spawn: bool,
+    pub(crate) spawn: bool,
     /// Durability mode for the spawned server.
     #[arg(long, default_value = "fsync")]
-    durability: String,
+    pub(crate) durability: String,
     /// Seconds each write phase runs.
     #[arg(long, default_value_t = 10)]
-    seconds: u64,
+    pub(crate) seconds: u64,
     /// Shards of the bench stream.
     #[arg(long, default_value_t = 4)]
-    shards: u32,
+    pub(crate) shards: u32,
     /// PutRecords requests in flight.
     #[arg(long, default_value_t = 8)]
-    put_records_in_flight: usize,
+    pub(crate) put_records_in_flight: usize,
     /// Records per PutRecords request.
     #[arg(long, default_value_t = 500)]
-    batch: usize,
+    pub(crate) batch: usize,
     /// Record payload size in bytes.
     #[arg(long, default_value_t = 1024)]
-    record_bytes: usize,
+    pub(crate) record_bytes: usize,
     /// PutRecord connections.
     #[arg(long, default_value_t = 64)]
-    put_record_connections: usize,
+    pub(crate) put_record_connections: usize,
     /// Write the JSON report here as well as to stdout.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Phases to run, comma-separated: put-records,put-record,get-records,fan-out.
     #[arg(long, default_value = "put-records,put-record,get-records,fan-out")]
-    phases: String,
+    pub(crate) phases: String,
     /// Fan-out: enhanced fan-out consumers subscribed to every shard.
     #[arg(long, default_value_t = 5)]
-    fan_out_consumers: usize,
+    pub(crate) fan_out_consumers: usize,
     /// Process id of an already-running server (with --endpoint), to report its CPU time per
     /// record; with --spawn the bench knows it.
     #[arg(long)]
-    server_pid: Option<u32>,
+    pub(crate) server_pid: Option<u32>,
     /// Fan-out: records per second the producer writes (PutRecord, spread over the shards).
     #[arg(long, default_value_t = 1000)]
-    fan_out_rate: u64,
+    pub(crate) fan_out_rate: u64,
 }
 
 /// One HTTP/1.1 connection speaking the Kinesis JSON protocol.
@@ -266,6 +282,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether a Kinesis endpoint answers ListStreams.
+pub(crate) async fn answers_list_streams(addr: SocketAddr) -> bool {
+    match Conn::open(addr).await {
+        Ok(mut c) => matches!(
+            c.call("ListStreams", Bytes::from_static(b"{}")).await,
+            Ok((200, _))
+        ),
+        Err(_) => false,
+    }
+}
+
 /// A process's CPU time (user + system, all threads) in microseconds. /proc reports clock
 /// ticks of USER_HZ, which Linux fixes at 100 for user-visible interfaces.
 fn cpu_micros(pid: u32) -> Option<u64> {
@@ -295,7 +322,11 @@ fn with_cpu(mut v: Value, pid: Option<u32>, before: Option<u64>) -> Value {
     v
 }
 
-async fn run_phases(args: &BenchArgs, addr: SocketAddr, pid: Option<u32>) -> anyhow::Result<Value> {
+pub(crate) async fn run_phases(
+    args: &BenchArgs,
+    addr: SocketAddr,
+    pid: Option<u32>,
+) -> anyhow::Result<Value> {
     let cpu = || pid.and_then(cpu_micros);
     let stream = format!("bench-{:08x}", rand::random::<u32>());
     let mut admin = Conn::open(addr).await?;

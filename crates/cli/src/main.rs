@@ -1,6 +1,7 @@
 //! The `kinesin` binary: `serve` runs the server, `bench` drives a running one.
 
 mod bench;
+mod compare;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ enum Command {
     /// Run the server.
     Serve(ServeArgs),
     /// Drive a running server with a native load generator and print a JSON report.
-    Bench(bench::BenchArgs),
+    Bench(bench::BenchCli),
     /// Manage the local keyring used for encryption at rest (while the server is stopped).
     Keys(KeysArgs),
 }
@@ -305,7 +306,10 @@ fn main() -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Bench(args) => runtime.block_on(bench::run(args)),
+        Command::Bench(b) => match b.command {
+            Some(bench::BenchCommand::Compare(args)) => runtime.block_on(compare::run(args)),
+            None => runtime.block_on(bench::run(b.run)),
+        },
         Command::Keys(args) => keys(
             args,
             &std::env::var("KINESIN_REGION").unwrap_or_else(|_| "us-east-1".into()),

@@ -1,0 +1,472 @@
+//! `kinesin bench compare`: the same scenarios against Kinesin and the other Kinesis
+//! implementations (installed into a local folder when missing), plus ceiling probes of the
+//! machine (a do-nothing HTTP server, the disk's synced write bandwidth), in one run, with a
+//! JSON report and a markdown table of ratios.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::{json, Value};
+
+use crate::bench::{self, BenchArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// Where the peers are installed (npm packages and a Python virtualenv).
+    #[arg(long, default_value = ".peers")]
+    peers_dir: PathBuf,
+    /// Seconds each write scenario runs.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Implementations to run, comma-separated: kinesin,kinesalite,kinesis-mock,moto.
+    #[arg(long, default_value = "kinesin,kinesalite,kinesis-mock,moto")]
+    only: String,
+    /// PutRecord connection counts to try.
+    #[arg(long, default_value = "1,16,64,256")]
+    put_record_connections: String,
+    /// JSON report path.
+    #[arg(long, default_value = "bench-compare.json")]
+    out: PathBuf,
+    /// Markdown table path.
+    #[arg(long, default_value = "bench-compare.md")]
+    markdown: PathBuf,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn run_quiet(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Installs the peers that are missing; returns what could not be installed.
+fn install_peers(dir: &Path, want: &[&str]) -> Vec<String> {
+    let mut failed = Vec::new();
+    let _ = std::fs::create_dir_all(dir);
+    let npm: Vec<&str> = [
+        ("kinesalite", "kinesalite@3.3.3"),
+        ("kinesis-mock", "kinesis-local@0.6.2"),
+    ]
+    .iter()
+    .filter(|(name, _)| want.contains(name))
+    .filter(|(name, _)| {
+        let pkg = if *name == "kinesalite" {
+            "kinesalite"
+        } else {
+            "kinesis-local"
+        };
+        !dir.join("node_modules").join(pkg).exists()
+    })
+    .map(|(_, spec)| *spec)
+    .collect();
+    if !npm.is_empty() {
+        eprintln!("installing {npm:?} into {}", dir.display());
+        let ok = run_quiet(
+            Command::new("npm")
+                .arg("install")
+                .arg("--prefix")
+                .arg(dir)
+                .args(&npm),
+        );
+        if !ok {
+            failed.extend(npm.iter().map(|s| s.to_string()));
+        }
+    }
+    if want.contains(&"moto") && !dir.join("venv/bin/moto_server").exists() {
+        eprintln!("installing moto[server]==5.2.1 into {}/venv", dir.display());
+        let ok = run_quiet(
+            Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(dir.join("venv")),
+        ) && run_quiet(Command::new(dir.join("venv/bin/pip")).args([
+            "install",
+            "-q",
+            "moto[server]==5.2.1",
+        ]));
+        if !ok {
+            failed.push("moto".into());
+        }
+    }
+    failed
+}
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    _dir: Option<PathBuf>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(d) = &self._dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn start(name: &str, peers: &Path) -> anyhow::Result<Running> {
+    let port = free_port()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let mut dir = None;
+    let mut cmd = match name {
+        "kinesin" => {
+            let d = std::env::temp_dir().join(format!("kinesin-compare-{}", rand::random::<u64>()));
+            let mut c = Command::new(std::env::current_exe()?);
+            c.args([
+                "serve",
+                "--no-throttle",
+                "--listen",
+                &addr.to_string(),
+                "--data-dir",
+            ])
+            .arg(&d);
+            dir = Some(d);
+            c
+        }
+        "kinesalite" => {
+            let mut c = Command::new("node");
+            c.arg(peers.join("node_modules/kinesalite/cli.js")).args([
+                "--port",
+                &port.to_string(),
+                "--createStreamMs",
+                "0",
+                "--deleteStreamMs",
+                "0",
+                "--updateStreamMs",
+                "0",
+                "--shardLimit",
+                "1000",
+            ]);
+            c
+        }
+        "kinesis-mock" => {
+            let root = peers.join("node_modules/kinesis-local");
+            let mut c = Command::new("node");
+            c.arg(root.join("main.js"))
+                .env("KINESIS_MOCK_PLAIN_PORT", port.to_string())
+                .env("KINESIS_MOCK_TLS_PORT", free_port()?.to_string())
+                .env("KINESIS_MOCK_CERT_PATH", root.join("server.json"))
+                .env("CREATE_STREAM_DURATION", "0ms")
+                .env("DELETE_STREAM_DURATION", "0ms");
+            c
+        }
+        "moto" => {
+            let mut c = Command::new(peers.join("venv/bin/python"));
+            c.args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ]);
+            c
+        }
+        other => anyhow::bail!("unknown implementation {other}"),
+    };
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    Ok(Running {
+        child,
+        addr,
+        _dir: dir,
+    })
+}
+
+fn proc_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn bench_args(seconds: u64, phases: &str, in_flight: usize, connections: usize) -> BenchArgs {
+    BenchArgs {
+        endpoint: String::new(),
+        spawn: false,
+        durability: "fsync".into(),
+        seconds,
+        shards: 4,
+        put_records_in_flight: in_flight,
+        batch: 500,
+        record_bytes: 1024,
+        put_record_connections: connections,
+        out: None,
+        phases: phases.into(),
+        server_pid: None,
+        fan_out_consumers: 5,
+        fan_out_rate: 1000,
+    }
+}
+
+/// Runs every scenario against one implementation.
+async fn measure(
+    name: &str,
+    peers: &Path,
+    args: &CompareArgs,
+    conns: &[usize],
+) -> anyhow::Result<Value> {
+    let server = start(name, peers)?;
+    let pid = server.child.id();
+    let started = Instant::now();
+    let startup = loop {
+        if started.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("{name} did not answer within 60 s");
+        }
+        if bench::answers_list_streams(server.addr).await {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = proc_kib(pid, "VmRSS:");
+    let mut scenarios = serde_json::Map::new();
+    let mut phases = ["put-records", "get-records"].join(",");
+    if name == "kinesin" || name == "kinesis-mock" {
+        phases.push_str(",fan-out");
+    }
+    let main = bench::run_phases(
+        &bench_args(args.seconds, &phases, 4, 64),
+        server.addr,
+        Some(pid),
+    )
+    .await;
+    match main {
+        Ok(v) => {
+            if let Some(o) = v.as_object() {
+                for (k, v) in o {
+                    scenarios.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        Err(e) => {
+            scenarios.insert("error".into(), json!(e.to_string()));
+        }
+    }
+    for &c in conns {
+        let r = bench::run_phases(
+            &bench_args(args.seconds, "put-record", 4, c),
+            server.addr,
+            Some(pid),
+        )
+        .await;
+        scenarios.insert(
+            format!("put_record_{c}"),
+            r.map(|v| v["put_record"].clone())
+                .unwrap_or_else(|e| json!({"error": e.to_string()})),
+        );
+    }
+    Ok(json!({
+        "startup_ms": startup.as_secs_f64() * 1000.0,
+        "idle_rss_mib": idle.map(|k| k as f64 / 1024.0),
+        "peak_rss_mib": proc_kib(pid, "VmHWM:").map(|k| k as f64 / 1024.0),
+        "scenarios": scenarios,
+    }))
+}
+
+/// A do-nothing Kinesis endpoint: the most any server could answer on this machine.
+async fn null_server() -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let target = req
+                            .headers()
+                            .get("x-amz-target")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        let body: &'static str = match target.rsplit('.').next() {
+                            Some("DescribeStreamSummary") => {
+                                r#"{"StreamDescriptionSummary":{"StreamStatus":"ACTIVE"}}"#
+                            }
+                            Some("ListShards") => r#"{"Shards":[]}"#,
+                            _ => {
+                                r#"{"ShardId":"shardId-000000000000","SequenceNumber":"1","FailedRecordCount":0,"Records":[]}"#
+                            }
+                        };
+                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                            Bytes::from_static(body.as_bytes()),
+                        )))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Synced sequential write bandwidth: 1 MiB writes, each followed by fdatasync.
+fn disk_probe(dir: &Path) -> anyhow::Result<f64> {
+    let path = dir.join(format!("kinesin-disk-probe-{}", rand::random::<u64>()));
+    let mut f = std::fs::File::create(&path)?;
+    let chunk = vec![0x5a_u8; 1 << 20];
+    let started = Instant::now();
+    for _ in 0..128 {
+        f.write_all(&chunk)?;
+        f.sync_data()?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    Ok(128.0 * 1.048576 / secs)
+}
+
+fn cell(v: &Value, path: &[String]) -> Option<f64> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p.as_str())?;
+    }
+    cur.as_f64()
+}
+
+pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
+    let want: Vec<&str> = args.only.split(',').map(str::trim).collect();
+    let conns: Vec<usize> = args
+        .put_record_connections
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let not_installed = install_peers(&args.peers_dir, &want);
+    let mut results = serde_json::Map::new();
+    for name in &want {
+        if not_installed.iter().any(|f| {
+            f.starts_with(name) || (name == &"kinesis-mock" && f.starts_with("kinesis-local"))
+        }) {
+            results.insert(name.to_string(), json!({"error": "could not be installed"}));
+            continue;
+        }
+        eprintln!("measuring {name}");
+        let r = measure(name, &args.peers_dir, &args, &conns)
+            .await
+            .unwrap_or_else(|e| json!({"error": e.to_string()}));
+        results.insert(name.to_string(), r);
+    }
+    eprintln!("measuring the machine's ceilings");
+    let null = null_server().await?;
+    let null_rate = bench::run_phases(&bench_args(args.seconds, "put-record", 4, 64), null, None)
+        .await
+        .map(|v| v["put_record"]["records_per_sec"].clone())
+        .unwrap_or(Value::Null);
+    let disk = disk_probe(&std::env::temp_dir()).ok();
+    let report = json!({
+        "tool": "kinesin bench compare",
+        "seconds": args.seconds,
+        "implementations": results,
+        "ceilings": {"null_server_requests_per_sec_64_conns": null_rate, "disk_synced_write_mb_per_sec": disk},
+    });
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
+
+    // The markdown table.
+    let names: Vec<&str> = want.clone();
+    let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let rows: Vec<(String, Vec<String>)> = {
+        let mut r = vec![
+            (
+                "PutRecords records/s (4 in flight)".to_string(),
+                path(&["scenarios", "put_records", "records_per_sec"]),
+            ),
+            (
+                "PutRecords p99 ms".to_string(),
+                path(&["scenarios", "put_records", "latency", "p99_ms"]),
+            ),
+            (
+                "PutRecords server CPU µs/record".to_string(),
+                path(&["scenarios", "put_records", "server_cpu_us_per_record"]),
+            ),
+            (
+                "GetRecords drain MB/s".to_string(),
+                path(&["scenarios", "get_records", "mb_per_sec"]),
+            ),
+            (
+                "GetRecords server CPU µs/record".to_string(),
+                path(&["scenarios", "get_records", "server_cpu_us_per_record"]),
+            ),
+        ];
+        for c in &conns {
+            let key: &'static str = Box::leak(format!("put_record_{c}").into_boxed_str());
+            r.push((
+                format!("PutRecord acks/s, {c} conns"),
+                path(&["scenarios", key, "records_per_sec"]),
+            ));
+            r.push((
+                format!("PutRecord p99 ms, {c} conns"),
+                path(&["scenarios", key, "latency", "p99_ms"]),
+            ));
+        }
+        r.push((
+            "fan-out send→push p99 ms (5 consumers)".into(),
+            path(&["scenarios", "fan_out", "propagation_from_send", "p99_ms"]),
+        ));
+        r.push(("start-up to first answer ms".into(), path(&["startup_ms"])));
+        r.push(("idle RSS MiB".into(), path(&["idle_rss_mib"])));
+        r.push(("peak RSS MiB".into(), path(&["peak_rss_mib"])));
+        r
+    };
+    let mut md = String::from("| scenario |");
+    for n in &names {
+        md.push_str(&format!(" {n} |"));
+    }
+    md.push_str(" kinesin ÷ kinesalite |\n|---|");
+    for _ in &names {
+        md.push_str("---|");
+    }
+    md.push_str("---|\n");
+    for (label, path) in rows {
+        md.push_str(&format!("| {label} |"));
+        for n in &names {
+            let v = results.get(*n).and_then(|r| cell(r, &path));
+            md.push_str(&match v {
+                Some(x) if x >= 100.0 => format!(" {x:.0} |"),
+                Some(x) => format!(" {x:.2} |"),
+                None => " — |".into(),
+            });
+        }
+        let ratio = match (
+            results.get("kinesin").and_then(|r| cell(r, &path)),
+            results.get("kinesalite").and_then(|r| cell(r, &path)),
+        ) {
+            (Some(a), Some(b)) if b > 0.0 => format!(" {:.1}× |", a / b),
+            _ => " — |".into(),
+        };
+        md.push_str(&ratio);
+        md.push('\n');
+    }
+    md.push_str(&format!(
+        "\nCeilings in the same run: a do-nothing HTTP server answered {} requests/s at 64 connections; the disk wrote {} MB/s with an fdatasync per MiB.\n",
+        report["ceilings"]["null_server_requests_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
+        disk.map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
+    ));
+    std::fs::write(&args.markdown, &md)?;
+    println!("{md}");
+    Ok(())
+}
