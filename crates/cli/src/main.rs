@@ -362,9 +362,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let engine = Engine::open(cfg)
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
+    // A deep accept backlog: bursts of thousands of connects are queued, not SYN-cookied.
+    let socket = if args.listen.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }?;
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(args.listen)
         .with_context(|| format!("listening on {}", args.listen))?;
+    let listener = socket.listen(4096)?;
     let addr = listener.local_addr()?;
     let auth = match &credentials {
         Some(c) => format!("SigV4 verified for {} users", c.users.len()),

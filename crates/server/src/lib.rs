@@ -10,6 +10,7 @@ mod auth;
 mod authz;
 mod body;
 mod dispatch;
+mod idle;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -151,19 +152,32 @@ pub async fn serve(
             async move { Ok::<_, std::convert::Infallible>(handle(&shared, req, peer).await) }
         });
         tokio::spawn(async move {
-            match tls {
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-                Some(tls) => {
-                    // The handshake runs here, not in the accept loop, and is bounded in time.
-                    let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
-                    if let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, accept).await {
-                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            // Every connection, whatever its protocol or state, closes after `idle` without
+            // a byte moving.
+            let activity = idle::Activity::new();
+            let watchdog = activity.clone();
+            let serve = async move {
+                match tls {
+                    None => {
+                        let io = idle::IdleIo::new(stream, activity);
+                        let conn = builder.serve_connection(TokioIo::new(io), svc);
                         let _ = watcher.watch(conn.into_owned()).await;
                     }
+                    Some(tls) => {
+                        let io = idle::IdleIo::new(stream, activity);
+                        let accept = tokio_rustls::TlsAcceptor::from(tls).accept(io);
+                        if let Ok(Ok(stream)) =
+                            tokio::time::timeout(handshake_timeout, accept).await
+                        {
+                            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        }
+                    }
                 }
+            };
+            tokio::select! {
+                _ = serve => {}
+                _ = watchdog.idle_for(handshake_timeout) => {}
             }
             drop(permit);
         });
@@ -412,20 +426,15 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
     if declared.is_some_and(|n| n > shared.cfg.max_body_bytes as u64) {
         return too_large();
     }
-    // Reserve room for the body before reading it (the declared size, or the cap when the
-    // client streams without a length).
-    let want = declared
-        .map_or(shared.cfg.max_body_bytes, |n| n as usize)
-        .max(1);
-    let units = want.div_ceil(BODY_UNIT).min(u32::MAX as usize) as u32;
-    let _body_room = match tokio::time::timeout(
-        shared.cfg.read_timeout,
-        shared.body_budget.acquire_many(units),
-    )
-    .await
-    {
-        Ok(Ok(permit)) => permit,
-        _ => {
+    // `_room` keeps the body's share of the budget until the request is answered.
+    let (body, _room) = match read_body(shared, req.into_body(), declared).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Malformed) => return wire_error(protocol, &WireError::serialization(None)),
+        Err(BodyError::Timeout) => {
+            return raw(StatusCode::REQUEST_TIMEOUT, "text/plain", "request timeout")
+        }
+        Err(BodyError::NoRoom) => {
             return wire_error(
                 protocol,
                 &WireError::new(
@@ -435,19 +444,6 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
                 ),
             )
         }
-    };
-    let limited = Limited::new(req.into_body(), shared.cfg.max_body_bytes);
-    let body = match tokio::time::timeout(shared.cfg.read_timeout, limited.collect()).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return too_large();
-            }
-            return wire_error(protocol, &WireError::serialization(None));
-        }
-        Err(_) => return raw(StatusCode::REQUEST_TIMEOUT, "text/plain", "request timeout"),
     };
     let user = match (&shared.cfg.credentials, &signed_head) {
         (Some(creds), Some(head)) => match creds.verify(head, &body) {
@@ -546,6 +542,54 @@ async fn subscribe(
         HeaderValue::from_static(eventstream::CONTENT_TYPE),
     );
     r
+}
+
+enum BodyError {
+    TooLarge,
+    Malformed,
+    Timeout,
+    NoRoom,
+}
+
+/// Reads a request body within the read timeout and the size cap, taking room in the global
+/// body budget as bytes arrive (not up front), so slow or stalled bodies hold only what they
+/// have sent and cannot starve other requests of the budget.
+async fn read_body<'s>(
+    shared: &'s Shared,
+    mut body: Incoming,
+    declared: Option<u64>,
+) -> Result<(Bytes, Vec<tokio::sync::SemaphorePermit<'s>>), BodyError> {
+    let deadline = tokio::time::Instant::now() + shared.cfg.read_timeout;
+    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n.min(1 << 20) as usize));
+    let mut room: Vec<tokio::sync::SemaphorePermit<'_>> = Vec::new();
+    let mut held_units = 0usize;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(BodyError::Timeout),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(BodyError::Malformed),
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let total = buf.len() + data.len();
+        if total > shared.cfg.max_body_bytes {
+            return Err(BodyError::TooLarge);
+        }
+        let needed = total.div_ceil(BODY_UNIT).saturating_sub(held_units);
+        if needed > 0 {
+            let units = needed.min(u32::MAX as usize) as u32;
+            match tokio::time::timeout_at(deadline, shared.body_budget.acquire_many(units)).await {
+                Ok(Ok(p)) => room.push(p),
+                Ok(Err(_)) => return Err(BodyError::NoRoom),
+                Err(_) => return Err(BodyError::NoRoom),
+            }
+            held_units += needed;
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok((buf.freeze(), room))
 }
 
 fn too_large() -> Response<Body> {
