@@ -88,6 +88,8 @@ struct Shared {
 
 /// Granularity of the body budget.
 const BODY_UNIT: usize = 4096;
+/// How long a body waits for room in the budget before the request gets 503.
+const BODY_ROOM_WAIT: Duration = Duration::from_secs(1);
 
 use body::Body;
 
@@ -580,7 +582,15 @@ async fn read_body<'s>(
         let needed = total.div_ceil(BODY_UNIT).saturating_sub(held_units);
         if needed > 0 {
             let units = needed.min(u32::MAX as usize) as u32;
-            match tokio::time::timeout_at(deadline, shared.body_budget.acquire_many(units)).await {
+            // Waiting briefly, not until the deadline: bodies that each hold part of the budget
+            // must not wait on one another; whoever cannot get room soon gets 503 and retries.
+            let wait = tokio::time::Instant::now() + BODY_ROOM_WAIT;
+            match tokio::time::timeout_at(
+                wait.min(deadline),
+                shared.body_budget.acquire_many(units),
+            )
+            .await
+            {
                 Ok(Ok(p)) => room.push(p),
                 Ok(Err(_)) => return Err(BodyError::NoRoom),
                 Err(_) => return Err(BodyError::NoRoom),
