@@ -41,11 +41,13 @@ impl SignedHead {
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect();
-        // HTTP/2 carries the host as the :authority pseudo-header, which clients sign as `host`.
-        if !headers.iter().any(|(k, _)| k == "host") {
-            if let Some(a) = req.uri().authority() {
+        // HTTP/2 carries the host as the :authority pseudo-header, which clients sign either as
+        // `host` (Rust, Java) or literally as `:authority` (JavaScript).
+        if let Some(a) = req.uri().authority() {
+            if !headers.iter().any(|(k, _)| k == "host") {
                 headers.push(("host".into(), a.as_str().to_string()));
             }
+            headers.push((":authority".into(), a.as_str().to_string()));
         }
         SignedHead {
             method: req.method().as_str().to_string(),

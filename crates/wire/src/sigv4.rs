@@ -358,7 +358,11 @@ pub fn verify<'s>(
             "Date must be in ISO-8601 'basic format'. Got '{amz_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
         )));
     };
-    if !auth.signed_headers.iter().any(|h| h == "host") {
+    if !auth
+        .signed_headers
+        .iter()
+        .any(|h| h == "host" || h == ":authority")
+    {
         return Err(invalid_signature(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".into(),
         ));
