@@ -154,6 +154,19 @@ pub(crate) const TARGET_BLOCK_PAYLOAD: usize = 1 << 20;
 /// No valid frame is bigger: the largest single-record block, or a checkpoint of ~16M queues.
 pub(crate) const MAX_FRAME_PAYLOAD: usize = 256 << 20;
 
+/// No valid position, LSN, segment id or file offset comes anywhere near this; decoders reject
+/// anything larger, so arithmetic on decoded values (a position plus a count, an LSN plus one)
+/// cannot overflow, whatever the bytes on disk.
+pub(crate) const MAX_COUNTER: u64 = 1 << 62;
+
+fn counter(value: Option<u64>, what: &str) -> Result<u64, FormatError> {
+    match value {
+        Some(v) if v <= MAX_COUNTER => Ok(v),
+        Some(v) => Err(bad(format!("{what} {v} out of range"))),
+        None => Err(bad(format!("short {what}"))),
+    }
+}
+
 pub(crate) const SIDECAR_MAGIC: [u8; 8] = *b"KNSNIDX1";
 pub(crate) const SIDECAR_HEADER_LEN: usize = 48;
 pub(crate) const SIDECAR_QUEUE_LEN: usize = 56;
@@ -254,8 +267,8 @@ impl SegmentHeader {
             return Err(bad("unsupported segment format version"));
         }
         Ok(SegmentHeader {
-            segment_id: get_u64(header, 16).ok_or_else(|| bad("short segment header"))?,
-            first_lsn: get_u64(header, 24).ok_or_else(|| bad("short segment header"))?,
+            segment_id: counter(get_u64(header, 16), "segment id")?,
+            first_lsn: counter(get_u64(header, 24), "segment LSN")?,
             chain_seed: get_u32(header, 32).ok_or_else(|| bad("short segment header"))?,
         })
     }
@@ -306,8 +319,8 @@ impl FrameHeader {
             crc: get_u32(header, 4).ok_or_else(short)?,
             payload_len,
             kind,
-            segment_id: get_u64(header, 16).ok_or_else(short)?,
-            lsn: get_u64(header, 24).ok_or_else(short)?,
+            segment_id: counter(get_u64(header, 16), "frame segment id")?,
+            lsn: counter(get_u64(header, 24), "frame LSN")?,
             prev_crc: get_u32(header, 32).ok_or_else(short)?,
         })
     }
@@ -440,7 +453,7 @@ impl<'a> BlockRecords<'a> {
         let short = || bad("short block header");
         let header = BlockHeader {
             queue: get_u64(payload, 0).ok_or_else(short)?,
-            first_pos: get_u64(payload, 8).ok_or_else(short)?,
+            first_pos: counter(get_u64(payload, 8), "block position")?,
             count: get_u32(payload, 16).ok_or_else(short)?,
         };
         if header.count == 0 {
@@ -571,10 +584,13 @@ pub(crate) fn decode_checkpoint(payload: &[u8]) -> Result<Checkpoint, FormatErro
     let next_positions = (0..count)
         .map(|i| {
             let at = CHECKPOINT_HEADER_LEN + i * CHECKPOINT_ENTRY_LEN;
-            Some((get_u64(payload, at)?, get_u64(payload, at + 8)?))
+            Some((
+                get_u64(payload, at)?,
+                get_u64(payload, at + 8).filter(|&n| n <= MAX_COUNTER)?,
+            ))
         })
         .collect::<Option<Vec<_>>>()
-        .ok_or_else(short)?;
+        .ok_or_else(|| bad("checkpoint entry short or out of range"))?;
     Ok(Checkpoint {
         max_arrival_ms,
         next_positions,
@@ -714,8 +730,8 @@ pub(crate) fn decode_sidecar_table(
     }
     let short = || bad("short sidecar table");
     let seal = SealInfo {
-        offset: get_u64(table, 16).ok_or_else(short)?,
-        lsn: get_u64(table, 24).ok_or_else(short)?,
+        offset: counter(get_u64(table, 16), "sidecar seal offset")?,
+        lsn: counter(get_u64(table, 24), "sidecar seal LSN")?,
         crc: get_u32(table, 32).ok_or_else(short)?,
     };
     let mut queues = Vec::with_capacity(count);
@@ -723,8 +739,8 @@ pub(crate) fn decode_sidecar_table(
         let e = SIDECAR_HEADER_LEN + i * SIDECAR_QUEUE_LEN;
         let q = SidecarQueue {
             queue: get_u64(table, e).ok_or_else(short)?,
-            first_pos: get_u64(table, e + 8).ok_or_else(short)?,
-            end_pos: get_u64(table, e + 16).ok_or_else(short)?,
+            first_pos: counter(get_u64(table, e + 8), "sidecar position")?,
+            end_pos: counter(get_u64(table, e + 16), "sidecar position")?,
             first_arrival: get_i64(table, e + 24).ok_or_else(short)?,
             last_arrival: get_i64(table, e + 32).ok_or_else(short)?,
             list_offset: get_u64(table, e + 40).ok_or_else(short)?,
@@ -743,7 +759,7 @@ pub(crate) fn decode_sidecar_table(
         queues.push(q);
     }
     Ok(SidecarTable {
-        segment_id: get_u64(table, 8).ok_or_else(short)?,
+        segment_id: counter(get_u64(table, 8), "sidecar segment id")?,
         seal,
         queues,
     })
@@ -762,10 +778,10 @@ pub(crate) fn decode_block_list(
     let mut blocks: Vec<Block> = Vec::with_capacity(count as usize);
     for chunk in bytes.chunks_exact(SIDECAR_BLOCK_LEN) {
         let block = Block {
-            first_pos: get_u64(chunk, 0).ok_or_else(short)?,
+            first_pos: counter(get_u64(chunk, 0), "sidecar block position")?,
             count: get_u32(chunk, 8).ok_or_else(short)?,
             frame_len: get_u32(chunk, 12).ok_or_else(short)?,
-            offset: get_u64(chunk, 16).ok_or_else(short)?,
+            offset: counter(get_u64(chunk, 16), "sidecar block offset")?,
             first_arrival: get_i64(chunk, 24).ok_or_else(short)?,
             last_arrival: get_i64(chunk, 32).ok_or_else(short)?,
         };

@@ -34,18 +34,72 @@
 //! 5. A record is readable only after its frame is written and, in `Fsync` mode, synced; an
 //!    append resolves only after that. Positions per queue are dense; arrival times are
 //!    non-decreasing across the whole log.
-//! 6. Sidecar indexes (`<id>.idx`) are derived data, written when a segment seals, not
+//! 6. After a failed write or sync, nothing is written after the last good frame of the active
+//!    segment but a seal (see "Failures" below).
+//! 7. Sidecar indexes (`<id>.idx`) are derived data, written when a segment seals, not
 //!    synced, rebuilt by scanning when missing or corrupt.
-//! 7. Segment files are deleted only when sealed and holding no unexpired record of a live
+//! 8. Segment files are deleted only when sealed and holding no unexpired record of a live
 //!    queue; up to a few are kept (renamed `<id>.free`) and renamed into new segments.
 //!
-//! # Durability modes
+//! # Durability modes: what survives
 //!
-//! - `Fsync`: an append resolves after fdatasync; it survives kill -9 and power loss.
-//! - `Interval(d)` / `None`: an append resolves after the write reaches the page cache. It
-//!   survives kill -9 (the kernel still has it) but not power loss: up to `d` (or, for `None`,
-//!   everything since the last segment seal) can be lost, and the positions of lost records are
-//!   then assigned again to new records. Sealed segments and `close()` are always synced.
+//! "Acknowledged" means `append` resolved `Ok`. A **process crash** (kill -9, panic, OOM kill)
+//! loses nothing acknowledged in any mode: acknowledged records are at least in the page cache,
+//! and the next open finds them, writes them again and syncs them. **Power loss** (or a kernel
+//! crash) keeps:
+//!
+//! - `Fsync` (the default): every acknowledged record. An append resolves only after the
+//!   fdatasync covering its records succeeded.
+//! - `Interval(d)`: every record acknowledged before the most recent successful sync of the
+//!   active segment began (a background sync runs every `d`), and every record in a sealed
+//!   segment. At most about `d` (plus the duration of one sync) of acknowledged records is
+//!   lost.
+//! - `None`: every record in a sealed segment (a segment is synced when it fills and seals), and
+//!   everything acknowledged before the last `close()` or the last open (recovery syncs what it
+//!   accepts). The rest of the active segment can be lost.
+//!
+//! In every mode what power loss takes is a suffix of the log: each queue keeps a prefix of its
+//! acknowledged records, never a record after a hole, and the positions of lost records are
+//! assigned again to new records. An append that failed, or was in flight, may survive as a
+//! per-queue prefix of its records (see below).
+//!
+//! # Failures: full disk, failed writes and syncs, bad reads
+//!
+//! - A write, fdatasync, preallocation or file creation that fails (ENOSPC, EIO, a short write)
+//!   fails the appends of that group commit with [`LogError::NoSpace`] (ENOSPC/EDQUOT) or
+//!   [`LogError::WriteFailed`]; nothing of them is acknowledged. Their positions are released,
+//!   except for records that went into a segment sealed while the batch was written: those are
+//!   durable and readable at once (a per-queue prefix of the failed append).
+//! - The bytes after the last good frame of the active segment are then untrusted (torn, short,
+//!   or in pages whose writeback failed), so the writer never appends after them. It seals the
+//!   segment right after the last good frame (first rewriting, in `Interval`/`None` mode, what
+//!   it wrote since its last successful sync, because a failed fdatasync may have dropped those
+//!   pages from the writeback while keeping them readable), syncs, and starts a new segment. It
+//!   tries at once, again before every later batch and at close; until it succeeds, appends
+//!   fail with the same errors and write nothing. Once the fault clears (space freed, a
+//!   transient EIO over), appends work again without a reopen. Recovery stops at the seal, so
+//!   nothing of a failed batch — whole or torn — is ever read back after the log sealed it off
+//!   (only a crash before that can bring a prefix of it back).
+//! - Reads never depend on the writer: while the disk is full, every acknowledged record stays
+//!   readable.
+//! - Every frame read is checked (CRC-32, structure, and that it holds what the index says); a
+//!   read that returns damaged bytes is [`LogError::Corrupt`], one that fails is
+//!   [`LogError::Io`]; neither ever returns data, nor skips a position. A damaged sidecar read
+//!   falls back to scanning the segment; a damaged segment fails only the reads that need it.
+//! - Recovery reads a header, checkpoint or frame that does not verify a second time before
+//!   taking it for the end of the log, so one bad read does not cut acknowledged records off; a
+//!   read that fails fails the open. Bytes that still do not verify are indistinguishable from a
+//!   torn write: in the newest segment they end the log (what follows them is lost), in an older
+//!   one the open fails with [`LogError::Corrupt`].
+//! - What recovery accepts in the newest segment is written again and synced before anything is
+//!   appended, so pages whose writeback failed before a restart cannot leave a hole later (this
+//!   costs one read and write of up to one segment per open).
+//! - Decoders reject positions, LSNs, segment ids and offsets above 2^62 and check every length
+//!   before allocating, so no file contents, however forged, make the log panic, overflow or
+//!   allocate without bound (the `recovery` fuzz target in `crates/log/fuzz` checks this).
+//!
+//! The engine answers every error but [`LogError::UnknownQueue`] with `InternalFailure` (HTTP
+//! 500), which AWS SDKs retry.
 //!
 //! # Memory
 //!
@@ -71,12 +125,15 @@
 //! cost a tenth or a sixteenth of that. Memory per (queue, retained segment) is the thing to
 //! shrink next (e.g. one summary per run of segments, resolved through the sidecar tables).
 
+pub mod fault;
 pub mod format;
 mod index;
 mod reader;
 mod recovery;
 mod segment;
 pub mod storage;
+#[doc(hidden)]
+pub mod testing;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -89,8 +146,9 @@ use tokio::sync::{oneshot, watch, Semaphore};
 use crate::format::{record_len, Block, MAX_DATA_BYTES, MAX_PARTITION_KEY_BYTES};
 use crate::index::{Lru, QueueState, State};
 use crate::segment::{retire_segment, FreeFiles};
-use crate::writer::{Pending, Request, Writer};
+use crate::writer::{Pending, Request, SyncState, Writer};
 
+pub use crate::fault::{FaultKind, FaultOp, Faults, FaultyStorage, Times};
 pub use crate::storage::{CrashMode, FsStorage, MemStorage, Storage, StorageFile};
 
 use std::path::PathBuf;
@@ -220,21 +278,37 @@ pub enum LogError {
     UnknownQueue(QueueId),
     #[error("queue {0} already exists")]
     QueueExists(QueueId),
+    /// A read (or, in [`Log::open`], any I/O) failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// Bytes read back do not verify (checksum, structure, or not what the index says is
+    /// there). Never returned as data.
     #[error("corrupt log: {0}")]
     Corrupt(String),
     #[error("the log is shut down")]
     Closed,
     #[error("record too large: {0} bytes")]
     TooLarge(usize),
-    /// A write or sync failed; the log accepts no more appends until it is reopened (which
-    /// recovers whatever reached the disk).
-    #[error("the log stopped after an I/O failure: {0}")]
+    /// The disk is full (ENOSPC or EDQUOT while writing or preallocating a segment). The
+    /// append was not acknowledged; records already acknowledged stay readable, and appends
+    /// work again as soon as space is freed, without a reopen.
+    #[error("the log's disk is full ({0}); the append was not acknowledged")]
+    NoSpace(String),
+    /// A write or fdatasync failed (EIO, ...). The append was not acknowledged; records already
+    /// acknowledged stay readable. The log seals the segment after its last good frame and
+    /// continues in a new one; until it manages to, appends fail with this error.
+    #[error("writing the log failed ({0}); the append was not acknowledged")]
+    WriteFailed(String),
+    /// The log stopped: its writer thread died, or making everything durable at close failed
+    /// (what reached the disk is recovered by the next open).
+    #[error("the log stopped after a failure: {0}")]
     Failed(String),
 }
 
 pub type Result<T, E = LogError> = std::result::Result<T, E>;
+
+/// Open segment files for reads by segment, with their sizes (fixed once a segment is created).
+type ReadFiles = Lru<u64, (Arc<dyn StorageFile>, u64)>;
 
 /// Sealed segments' block lists by (segment, queue).
 type BlockListCache = Lru<(u64, QueueId), Arc<[Block]>>;
@@ -248,12 +322,12 @@ pub(crate) struct Shared {
     pub pending_ready: Condvar,
     /// Permits for pending appends: `append` waits here when `max_pending_appends` are queued.
     pub room: Semaphore,
-    pub read_files: Mutex<Lru<u64, Arc<dyn StorageFile>>>,
+    pub read_files: Mutex<ReadFiles>,
     pub block_lists: Mutex<BlockListCache>,
     pub free_files: FreeFiles,
     pub failure: Mutex<Option<String>>,
     /// The segment the writer appends to, for the interval syncer.
-    pub active_file: Mutex<Option<Arc<dyn StorageFile>>>,
+    pub sync: Mutex<SyncState>,
     pub syncer_stop: Mutex<bool>,
     pub syncer_wake: Condvar,
     /// Bumped whenever retention deletes segments, so reads racing it retry.
@@ -264,7 +338,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Stops accepting appends after an I/O failure; fails everything still queued.
+    /// Stops accepting appends (the writer is gone); fails everything still queued.
     pub(crate) fn fail(&self, msg: &str) {
         self.failure.lock().get_or_insert_with(|| msg.to_owned());
         let drained = {
@@ -350,7 +424,7 @@ impl Log {
             block_lists: Mutex::new(Lru::new(config.index_cache_blocks)),
             free_files,
             failure: Mutex::new(None),
-            active_file: Mutex::new(Some(recovered.active.file.clone())),
+            sync: Mutex::new(SyncState::new(&recovered.active)),
             syncer_stop: Mutex::new(false),
             syncer_wake: Condvar::new(),
             deletions: AtomicU64::new(0),
@@ -505,7 +579,7 @@ impl Log {
         let shared = self.shared();
         shared.retrying(|| {
             let now = shared.config.clock.now_ms();
-            let trim_horizon = shared.seek_arrival(queue, |q| q.cutoff(now))?;
+            let trim_horizon = shared.trim_horizon(queue, now)?;
             let state = shared.state.read();
             let q = state
                 .queues

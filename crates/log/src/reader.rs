@@ -104,7 +104,7 @@ impl Shared {
         op()
     }
 
-    fn segment_file(&self, segment: u64) -> Result<Arc<dyn StorageFile>> {
+    fn segment_file(&self, segment: u64) -> Result<(Arc<dyn StorageFile>, u64)> {
         if let Some(file) = self.read_files.lock().get(&segment) {
             return Ok(file);
         }
@@ -112,12 +112,21 @@ impl Shared {
             self.config
                 .storage
                 .open(&file_path(&self.wal_dir, segment, FileKind::Segment))?;
-        self.read_files.lock().insert(segment, file.clone(), 1);
-        Ok(file)
+        let size = file.size()?;
+        self.read_files
+            .lock()
+            .insert(segment, (file.clone(), size), 1);
+        Ok((file, size))
     }
 
     fn read_range(&self, segment: u64, offset: u64, len: u64) -> Result<Bytes> {
-        let file = self.segment_file(segment)?;
+        let (file, size) = self.segment_file(segment)?;
+        // The index is checked before anything is allocated for it.
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(LogError::Corrupt(format!(
+                "segment {segment}: the index points at bytes {offset}..+{len}, past its end ({size})"
+            )));
+        }
         let mut buf = vec![0u8; len as usize];
         file.read_exact_at(&mut buf, offset)?;
         Ok(Bytes::from(buf))
@@ -157,12 +166,12 @@ impl Shared {
         queue: QueueId,
         cause: &SidecarError,
     ) -> Result<Vec<Block>> {
-        let file = self.segment_file(segment)?;
+        let (file, size) = self.segment_file(segment)?;
         let mut header = [0u8; SEGMENT_HEADER_LEN];
         file.read_exact_at(&mut header, 0)?;
         let header = SegmentHeader::decode(&header)
             .map_err(|e| LogError::Corrupt(format!("segment {segment}: {e} (sidecar: {cause})")))?;
-        let mut scan = scan_segment(file.as_ref(), &header, file.size()?)?;
+        let mut scan = scan_segment(file.as_ref(), &header, size)?;
         if scan.seal.is_none() {
             return Err(LogError::Corrupt(format!(
                 "sealed segment {segment} lost its seal: {}",
@@ -170,6 +179,28 @@ impl Shared {
             )));
         }
         Ok(scan.lists.remove(&queue).unwrap_or_default())
+    }
+
+    /// The first unexpired position of `queue`. If finding it needs a block list that cannot be
+    /// read (a damaged sidecar and segment), the first position of that segment: reads past it
+    /// keep working, reads of it report the damage.
+    /// Never beyond the queue's next position.
+    pub(crate) fn trim_horizon(&self, queue: QueueId, now: i64) -> Result<Position> {
+        let found = self.seek_arrival(queue, |q| q.cutoff(now));
+        let state = self.state.read();
+        let q = state
+            .queues
+            .get(&queue)
+            .ok_or(LogError::UnknownQueue(queue))?;
+        let trim = match found {
+            Err(LogError::Corrupt(_) | LogError::Io(_)) => {
+                let cutoff = q.cutoff(now);
+                let i = q.segments.partition_point(|s| s.last_arrival < cutoff);
+                q.segments.get(i).map_or(q.next, |s| s.first_pos)
+            }
+            other => other?,
+        };
+        Ok(trim.min(q.next))
     }
 
     /// First position of `queue` whose arrival is at or after `ts_of(queue)` (next if none).
@@ -257,7 +288,7 @@ impl Shared {
         max_bytes: usize,
     ) -> Result<ReadBatch> {
         let now = self.config.clock.now_ms();
-        let trim = self.seek_arrival(queue, |q| q.cutoff(now))?;
+        let trim = self.trim_horizon(queue, now)?;
         let mut cursor = from.max(trim);
         let mut records: Vec<LogRecord> = Vec::new();
         let mut bytes = 0usize;
@@ -395,6 +426,9 @@ impl Shared {
         out: &mut Vec<LogRecord>,
         bytes: &mut usize,
     ) -> Result<bool> {
+        // Positions come out dense from `start`: an index that skips some (which only a forged
+        // sidecar could produce) is reported, never papered over.
+        let mut expect = start;
         let mut i = 0;
         while i < plan.len() {
             let (segment, first) = plan[i];
@@ -426,6 +460,16 @@ impl Shared {
                     if position < start {
                         continue;
                     }
+                    if position != expect {
+                        return Err(corrupt_frame(
+                            segment,
+                            block,
+                            format!(
+                                "the index of queue {queue} skips positions {expect}..{position}"
+                            ),
+                        ));
+                    }
+                    expect += 1;
                     let size = record.key.len() + record.data.len();
                     if out.len() >= max_records || (!out.is_empty() && *bytes + size > max_bytes) {
                         return Ok(true);

@@ -8,6 +8,16 @@
 //! segment must end with a seal, since a segment is sealed and synced before the next one is
 //! created: if one does not, acknowledged data may be missing and the log refuses to open
 //! ([`LogError::Corrupt`]).
+//!
+//! Reads during recovery are not trusted blindly: a header, checkpoint or frame that does not
+//! verify is read a second time before it counts as the end of the log (a read that fails fails
+//! the open). What recovery accepts of the newest segment — open or sealed — is written again
+//! (checked frame by frame) and synced before anything is appended, since it may be in the page
+//! cache only, as pages whose earlier writeback failed and that a sync alone would not write.
+//!
+//! A queue continues after its last block if that block is at or after the newest checkpoint,
+//! else at the checkpoint's position (retention deleted the segments in between; the queue's
+//! older segments before that gap are expired too and are dropped from its index).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -15,7 +25,7 @@ use std::sync::Arc;
 
 use crate::format::{
     self, Checkpoint, SealInfo, SegmentHeader, SidecarTable, KIND_CHECKPOINT, KIND_SEAL,
-    SEGMENT_HEADER_LEN,
+    SEAL_FRAME_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::index::{QueueSegment, QueueState, SegmentState, State};
 use crate::segment::{
@@ -99,15 +109,7 @@ pub(crate) fn recover(
     for &id in &segment_ids {
         let file = storage.open(&file_path(wal, id, FileKind::Segment))?;
         let file_len = file.size()?;
-        let header = if file_len >= SEGMENT_HEADER_LEN as u64 {
-            let mut bytes = [0u8; SEGMENT_HEADER_LEN];
-            file.read_exact_at(&mut bytes, 0)?;
-            SegmentHeader::decode(&bytes)
-                .ok()
-                .filter(|h| h.segment_id == id)
-        } else {
-            None
-        };
+        let header = read_header(file.as_ref(), id, file_len)?;
         let Some(header) = header else {
             // A segment file created (or recycled) whose header never reached the disk.
             headerless.push((id, file_len));
@@ -168,6 +170,25 @@ pub(crate) fn recover(
         }
     }
     finish(config, wal, queues, free, found, max_id_seen, None)
+}
+
+/// A segment's header, if it is valid and names segment `id`. Read twice before giving up, so a
+/// read that returned wrong bytes once does not make recovery drop a segment.
+fn read_header(file: &dyn StorageFile, id: u64, file_len: u64) -> Result<Option<SegmentHeader>> {
+    if file_len < SEGMENT_HEADER_LEN as u64 {
+        return Ok(None);
+    }
+    for _ in 0..2 {
+        let mut bytes = [0u8; SEGMENT_HEADER_LEN];
+        file.read_exact_at(&mut bytes, 0)?;
+        if let Some(header) = SegmentHeader::decode(&bytes)
+            .ok()
+            .filter(|h| h.segment_id == id)
+        {
+            return Ok(Some(header));
+        }
+    }
+    Ok(None)
 }
 
 /// Checks that segment `id` may follow `prev`: `prev` is sealed and the chain continues.
@@ -251,11 +272,19 @@ fn rebuild_sidecar(
     }
 }
 
-/// Reads the checkpoint frame that opens a segment (right after its header).
+/// Reads the checkpoint frame that opens a segment (right after its header); twice before
+/// giving up, as for headers.
 fn read_checkpoint(segment: &Found) -> Result<Option<Checkpoint>> {
     if let Contents::Scanned(scan) = &segment.contents {
         return Ok(scan.checkpoint.clone());
     }
+    match read_checkpoint_once(segment)? {
+        Some(checkpoint) => Ok(Some(checkpoint)),
+        None => read_checkpoint_once(segment),
+    }
+}
+
+fn read_checkpoint_once(segment: &Found) -> Result<Option<Checkpoint>> {
     let Some(frame) = read_frame_at(
         segment.file.as_ref(),
         SEGMENT_HEADER_LEN as u64,
@@ -296,9 +325,11 @@ fn finish(
     // Newest checkpoint: it lists every queue live when it was written, with next positions at
     // least those of any older checkpoint.
     let mut checkpoint = None;
+    let mut checkpoint_segment = 0;
     for segment in found.iter().rev() {
         if let Some(c) = read_checkpoint(segment)? {
             checkpoint = Some(c);
+            checkpoint_segment = segment.id;
             break;
         }
     }
@@ -358,7 +389,20 @@ fn finish(
     }
     for (queue, q) in state.queues.iter_mut() {
         let from_blocks = q.segments.back().map_or(0, |s| s.end_pos);
-        let next = from_blocks.max(next_of.get(queue).copied().unwrap_or(0));
+        let next = match q.segments.back() {
+            // Blocks written at or after the newest checkpoint know best (they can only agree
+            // with it, unless the files were forged; then appends must still continue them, or
+            // the next recovery would stop at a block that does not).
+            Some(s) if s.segment >= checkpoint_segment => from_blocks,
+            _ => from_blocks.max(next_of.get(queue).copied().unwrap_or(0)),
+        };
+        if from_blocks < next {
+            // The checkpoint knows later records whose segments retention deleted (a segment
+            // holding older records of this queue can outlive them, kept by another queue):
+            // what is left before that gap is older still, so expired too. Keep the queue's
+            // segments contiguous and ending at `next`, as reads and appends expect.
+            q.segments.clear();
+        }
         q.next = next;
         q.next_assigned = next;
         q.watch.send_replace(next);
@@ -375,7 +419,10 @@ fn finish(
                 )));
             };
             // What recovery accepted may only be in the page cache (the process died, not the
-            // machine); make it durable before serving it or appending after it.
+            // machine); make it durable before serving it or appending after it. Written again,
+            // not just synced: if an earlier writeback of it failed, the kernel may hold it as
+            // clean pages that a sync would not write ("fsyncgate").
+            segment::rewrite_frames(t.file.as_ref(), 0, scan.end_offset)?;
             t.file.sync_data()?;
             ActiveSegment {
                 id: t.id,
@@ -383,9 +430,20 @@ fn finish(
                 len: t.file_len,
                 write_offset: scan.end_offset,
                 chain: scan.chain,
+                written_chain: scan.chain,
+                synced_offset: scan.end_offset,
             }
         }
         _ => {
+            // The newest segment is sealed, but its seal (or more) may be in the page cache only
+            // if the writer died between a failed sync and its repair: make it durable (see
+            // above) before a later segment is created after it.
+            if let (Some(t), Some(seal), None) =
+                (tail, tail.and_then(Found::seal), dropped_tail_seed)
+            {
+                segment::rewrite_frames(t.file.as_ref(), 0, seal.offset + SEAL_FRAME_LEN as u64)?;
+                t.file.sync_data()?;
+            }
             let seed = match (tail.and_then(Found::seal), dropped_tail_seed) {
                 (_, Some(seed)) => seed,
                 (Some(seal), None) => (seal.lsn + 1, seal.crc),

@@ -53,7 +53,8 @@ pub(crate) fn parse_file_name(name: &str) -> Option<(u64, FileKind)> {
         "free" => FileKind::Free,
         _ => return None,
     };
-    Some((stem.parse().ok()?, kind))
+    let id: u64 = stem.parse().ok()?;
+    (id <= format::MAX_COUNTER).then_some((id, kind))
 }
 
 /// The segment the writer appends to.
@@ -61,10 +62,16 @@ pub(crate) struct ActiveSegment {
     pub id: u64,
     pub file: Arc<dyn StorageFile>,
     pub len: u64,
-    /// Where the next frame goes.
+    /// Where the next frame goes: the end of the last frame written successfully.
     pub write_offset: u64,
-    /// What the next frame must chain to.
+    /// What the next frame must chain to (runs ahead of `written_chain` while a batch is
+    /// encoded).
     pub chain: Chain,
+    /// The chain after the last frame written successfully (the one ending at `write_offset`):
+    /// where a failed batch rewinds to.
+    pub written_chain: Chain,
+    /// Everything before this offset is known durable (synced by the writer).
+    pub synced_offset: u64,
 }
 
 impl ActiveSegment {
@@ -144,7 +151,72 @@ pub(crate) fn start_segment(
         len,
         write_offset,
         chain,
+        written_chain: chain,
+        synced_offset: write_offset,
     })
+}
+
+/// Writes bytes `from..to` of a segment again, as read back (from the page cache), so that the
+/// next sync writes them even if an earlier writeback of them failed: Linux may then have marked
+/// them clean, and a sync that succeeds later does not write clean pages ("fsyncgate").
+///
+/// The range must be whole frames (preceded by the segment header if `from` is 0). Each one is
+/// checked before it is written back, and read again if it does not verify, so a read that
+/// returned wrong bytes is never made durable; if it still does not verify, nothing more is
+/// written and the call fails.
+pub(crate) fn rewrite_frames(file: &dyn StorageFile, from: u64, to: u64) -> io::Result<()> {
+    const FLUSH: usize = 1 << 20;
+    let mut window = Window {
+        file,
+        file_len: to,
+        start: 0,
+        buf: Vec::new(),
+    };
+    let mut out: Vec<u8> = Vec::new();
+    let mut out_start = from;
+    let mut at = from;
+    let mut reread_at = None;
+    while at < to {
+        let len = if at == 0 {
+            SEGMENT_HEADER_LEN
+        } else {
+            window
+                .get(at, FRAME_HEADER_LEN)?
+                .and_then(|h| FrameHeader::parse(h).ok())
+                .map_or(0, |h| h.frame_len())
+        };
+        let verified = match window.get(at, len)? {
+            Some(bytes) if len > 0 => {
+                let ok = if at == 0 {
+                    SegmentHeader::decode(bytes).is_ok()
+                } else {
+                    format::verify_frame(bytes).is_ok()
+                };
+                ok.then(|| out.extend_from_slice(bytes))
+            }
+            _ => None,
+        };
+        if verified.is_none() {
+            if reread_at != Some(at) {
+                reread_at = Some(at);
+                window.invalidate();
+                continue;
+            }
+            return Err(io::Error::other(format!(
+                "the log's bytes at offset {at} no longer verify when read back"
+            )));
+        }
+        at += len as u64;
+        if out.len() >= FLUSH {
+            file.write_all_at(&out, out_start)?;
+            out_start = at;
+            out.clear();
+        }
+    }
+    if !out.is_empty() {
+        file.write_all_at(&out, out_start)?;
+    }
+    Ok(())
 }
 
 /// Bytes a new segment needs for its header and a checkpoint of `queues` queues.
@@ -305,6 +377,11 @@ struct Window<'a> {
 }
 
 impl Window<'_> {
+    /// Forgets what was read, so the next `get` reads the file again.
+    fn invalidate(&mut self) {
+        self.buf.clear();
+    }
+
     fn get(&mut self, offset: u64, len: usize) -> io::Result<Option<&[u8]>> {
         let Some(end) = offset
             .checked_add(len as u64)
@@ -349,6 +426,20 @@ pub(crate) fn scan_segment(
         max_arrival: i64::MIN,
         stop_reason: String::new(),
     };
+    // Bytes that do not verify end the scan, but only if they still do not verify when read
+    // again: a read that returned wrong bytes once must not cut the log short.
+    let mut reread_at = None;
+    macro_rules! stop {
+        ($offset:expr, $reason:expr) => {{
+            if reread_at != Some($offset) {
+                reread_at = Some($offset);
+                window.invalidate();
+                continue;
+            }
+            scan.stop_reason = $reason;
+            break;
+        }};
+    }
     loop {
         let offset = scan.end_offset;
         let Some(header_bytes) = window.get(offset, FRAME_HEADER_LEN)? else {
@@ -359,31 +450,21 @@ pub(crate) fn scan_segment(
             .and_then(|h| check_chain(&h, &scan.chain).map(|()| h))
         {
             Ok(h) => h,
-            Err(e) => {
-                scan.stop_reason = e.0;
-                break;
-            }
+            Err(e) => stop!(offset, e.0),
         };
         let Some(frame) = window.get(offset, frame_header.frame_len())? else {
-            scan.stop_reason = "frame runs past the end of the file".into();
-            break;
+            stop!(offset, "frame runs past the end of the file".into())
         };
         let payload = match format::verify_frame(frame) {
             Ok((_, payload)) => payload,
-            Err(e) => {
-                scan.stop_reason = e.0;
-                break;
-            }
+            Err(e) => stop!(offset, e.0),
         };
         let frame_len = frame_header.frame_len() as u64;
         match frame_header.kind {
             KIND_DATA => {
                 let (block, first_arrival, last_arrival) = match format::summarize_block(payload) {
                     Ok(summary) => summary,
-                    Err(e) => {
-                        scan.stop_reason = format!("checksummed block does not decode: {e}");
-                        break;
-                    }
+                    Err(e) => stop!(offset, format!("checksummed block does not decode: {e}")),
                 };
                 let list = scan.lists.entry(block.queue).or_default();
                 if list
@@ -391,8 +472,10 @@ pub(crate) fn scan_segment(
                     .is_some_and(|prev| prev.end_pos() != block.first_pos)
                     || first_arrival < scan.max_arrival
                 {
-                    scan.stop_reason = format!("block of queue {} out of order", block.queue);
-                    break;
+                    stop!(
+                        offset,
+                        format!("block of queue {} out of order", block.queue)
+                    );
                 }
                 list.push(Block {
                     first_pos: block.first_pos,
@@ -409,10 +492,10 @@ pub(crate) fn scan_segment(
                     scan.max_arrival = scan.max_arrival.max(checkpoint.max_arrival_ms);
                     scan.checkpoint = Some(checkpoint);
                 }
-                Err(e) => {
-                    scan.stop_reason = format!("checksummed checkpoint does not decode: {e}");
-                    break;
-                }
+                Err(e) => stop!(
+                    offset,
+                    format!("checksummed checkpoint does not decode: {e}")
+                ),
             },
             _ => {
                 scan.seal = Some(SealInfo {

@@ -1,6 +1,7 @@
 //! The narrow I/O interface the log runs on, so tests can simulate crashes and torn writes
 //! without real failures. [`FsStorage`] is the real filesystem; [`MemStorage`] keeps files in
 //! memory, tracks which bytes were synced and can "crash": drop or tear everything not synced.
+//! [`crate::FaultyStorage`] wraps either and injects I/O errors and damaged reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -22,6 +23,12 @@ pub trait StorageFile: Send + Sync {
     fn size(&self) -> io::Result<u64>;
     /// Reserves space so the file is at least `len` bytes without later growth.
     fn allocate(&self, len: u64) -> io::Result<()>;
+    /// Fault-injection hook: forgets, as far as durability goes, every write since the last
+    /// sync while keeping it readable, as Linux does when writeback fails (the pages are marked
+    /// clean, so a later successful sync does not write them). Only [`MemStorage`] can do this;
+    /// for other files it does nothing.
+    #[doc(hidden)]
+    fn lose_unsynced_writes(&self) {}
 }
 
 /// A directory of files.
@@ -158,9 +165,12 @@ pub enum CrashMode {
     Torn { seed: u64 },
 }
 
-/// Files in memory. Directory operations are durable at once; file contents only once synced.
-/// [`MemStorage::crash`] rolls every file back to its synced contents (or tears the unsynced
-/// writes) and invalidates every open handle, so the crashed log's threads can do no more I/O.
+/// Files in memory. Directory operations are durable at once; file contents only once synced
+/// (a sync makes durable exactly the writes made since the previous one, so a write whose
+/// writeback was lost, see [`StorageFile::lose_unsynced_writes`], stays volatile until written
+/// again). [`MemStorage::crash`] (power loss) rolls every file back to its synced contents (or
+/// tears the unsynced writes) and invalidates every open handle, so the crashed log's threads can
+/// do no more I/O; [`MemStorage::kill`] (a process crash) only invalidates the handles.
 #[derive(Clone, Default)]
 pub struct MemStorage {
     fs: Arc<MemFs>,
@@ -260,9 +270,23 @@ impl StorageFile for MemHandle {
             .crash(mode);
             return Err(crashed());
         }
+        // Only what was written since the last sync is made durable: a write whose writeback
+        // was lost (`lose_unsynced_writes`) stays volatile until it is written again.
         let mut file = self.file.lock();
-        file.durable = file.data.clone();
-        file.unsynced.clear();
+        let MemFile {
+            data,
+            durable,
+            unsynced,
+        } = &mut *file;
+        for (offset, len) in unsynced.drain(..) {
+            let (start, end) = (offset as usize, offset as usize + len);
+            if durable.len() < end {
+                durable.resize(end, 0);
+            }
+            if let Some(src) = data.get(start..end) {
+                durable[start..end].copy_from_slice(src);
+            }
+        }
         Ok(())
     }
     fn size(&self) -> io::Result<u64> {
@@ -281,6 +305,9 @@ impl StorageFile for MemHandle {
             file.durable.resize(len, 0);
         }
         Ok(())
+    }
+    fn lose_unsynced_writes(&self) {
+        self.file.lock().unsynced.clear();
     }
 }
 
@@ -345,6 +372,13 @@ impl MemStorage {
         }
     }
 
+    /// Simulates the process dying (kill -9), not the machine: every handle opened before fails
+    /// from now on, but every file keeps everything written to it, synced or not (the kernel
+    /// still has it), including writes whose writeback failed.
+    pub fn kill(&self) {
+        self.fs.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Arms a crash inside a future sync: the `after`-th sync from now (0 = the next one) crashes
     /// the storage with `mode` before syncing and fails.
     pub fn crash_at_sync(&self, after: u64, mode: CrashMode) {
@@ -361,6 +395,14 @@ impl MemStorage {
         let tree = self.fs.tree.lock();
         let file = tree.files.get(path)?;
         let data = file.lock().data.clone();
+        Some(data)
+    }
+
+    /// A copy of the bytes of a file that would survive a crash now (its synced contents).
+    pub fn read_durable_file(&self, path: &Path) -> Option<Vec<u8>> {
+        let tree = self.fs.tree.lock();
+        let file = tree.files.get(path)?;
+        let data = file.lock().durable.clone();
         Some(data)
     }
 
@@ -489,6 +531,26 @@ mod tests {
         assert_eq!(bytes.len(), 8192);
         assert!(bytes[..4096].iter().all(|&b| b == 0 || b == 1));
         assert!(bytes[4096..].iter().all(|&b| b == 0 || b == 2));
+    }
+
+    #[test]
+    fn kill_keeps_unsynced_writes_but_invalidates_handles() {
+        let storage = MemStorage::new();
+        storage.create_dir_all(Path::new("/d")).expect("mkdir");
+        let file = storage.create(Path::new("/d/f")).expect("create");
+        file.write_all_at(b"written", 0).expect("write");
+        storage.kill();
+        assert!(file.read_exact_at(&mut [0u8; 1], 0).is_err());
+        assert_eq!(
+            storage.read_file(Path::new("/d/f")).expect("file"),
+            b"written"
+        );
+        assert_eq!(
+            storage.read_durable_file(Path::new("/d/f")).expect("file"),
+            b""
+        );
+        storage.crash(CrashMode::DropUnsynced);
+        assert_eq!(storage.read_file(Path::new("/d/f")).expect("file"), b"");
     }
 
     #[test]

@@ -5,6 +5,26 @@
 //! block per queue (split at ~1 MiB) into one buffer, writes it with one positioned write, syncs
 //! once (Fsync mode), publishes the new readable positions and only then resolves the appends.
 //! Appends that arrive meanwhile wait in the bounded queue and form the next, larger batch.
+//!
+//! # When a write or sync fails
+//!
+//! The batch's appends fail ([`LogError::NoSpace`] or [`LogError::WriteFailed`]) and its
+//! positions are released; nothing of it was published, except blocks that went into a segment
+//! sealed (and synced) while the batch was encoded, which stay readable. The active segment's
+//! bytes after its last good frame are now unknown (a torn or short write, or pages whose
+//! writeback failed), so the writer never writes frames there again. Instead it *repairs*: it
+//! rewrites from the page cache whatever it wrote since its last successful sync (only in
+//! `Interval`/`None` mode; see below), writes a seal frame right after the last good frame,
+//! syncs, and starts a fresh segment. Recovery stops at that seal, so nothing after it — the
+//! failed batch, torn or whole — can ever be read back. The writer tries the repair at once and
+//! again before every later batch (and at close); while it fails, appends fail with its error
+//! without writing anything, and reads keep working. So the log heals by itself once the fault
+//! clears (space freed, a transient EIO), without a reopen.
+//!
+//! Why rewrite: on Linux a failed fdatasync may mark the failed pages clean, so a later sync
+//! that succeeds does not write them ("fsyncgate"). In `Fsync` mode nothing acknowledged is
+//! unsynced, so there is nothing to rewrite; in the other modes the acknowledged but unsynced
+//! tail is written again from the page cache before the seal's sync.
 
 use std::collections::VecDeque;
 use std::io;
@@ -20,6 +40,7 @@ use crate::format::{
 use crate::index::{BlockList, QueueSegment, SegmentState};
 use crate::recovery::checkpoint_of;
 use crate::segment::{self, put_seal, start_segment, ActiveSegment, FileKind};
+use crate::storage::StorageFile;
 use crate::{AppendEntry, Appended, Durability, LogError, QueueId, Result, Shared};
 
 /// One `append` call waiting for the writer.
@@ -35,6 +56,34 @@ pub(crate) struct Request {
 pub(crate) struct Pending {
     pub requests: VecDeque<Request>,
     pub closing: bool,
+    /// The background syncer failed: the writer should repair even if no append is waiting.
+    pub repair_requested: bool,
+}
+
+/// The active segment as the interval syncer sees it.
+pub(crate) struct SyncState {
+    pub segment: u64,
+    pub file: Arc<dyn StorageFile>,
+    /// Bytes written to it so far (everything a sync started now covers).
+    pub written: u64,
+    /// Bytes of it a background sync made durable.
+    pub synced: u64,
+    /// A background sync of this segment failed: `synced` stops growing (a later sync that
+    /// succeeds proves nothing about pages whose writeback failed) until the writer has
+    /// rewritten and sealed the segment.
+    pub failed: Option<String>,
+}
+
+impl SyncState {
+    pub fn new(active: &ActiveSegment) -> SyncState {
+        SyncState {
+            segment: active.id,
+            file: active.file.clone(),
+            written: active.write_offset,
+            synced: active.synced_offset,
+            failed: None,
+        }
+    }
 }
 
 /// A block written to the active segment but not yet published to readers.
@@ -42,6 +91,16 @@ struct WrittenBlock {
     queue: QueueId,
     segment: u64,
     block: Block,
+}
+
+/// What the writer must do, after a failed write or sync, before it writes records again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repair {
+    /// Rewrite the unsynced tail, seal the active segment right after its last good frame
+    /// (`write_offset`) and sync it.
+    Seal,
+    /// The active segment is sealed; start the next one.
+    Open,
 }
 
 pub(crate) struct Writer {
@@ -53,10 +112,32 @@ pub(crate) struct Writer {
     /// (queue, request index, entry index) of every record in the batch, grouped by queue.
     order: Vec<(QueueId, u32, u32)>,
     written: Vec<WrittenBlock>,
+    repair: Option<Repair>,
 }
 
 /// The writer never keeps more than this much buffer capacity between batches.
 const MAX_IDLE_BUFFER: usize = 32 << 20;
+
+/// The error an append gets when its batch (or the repair before it) failed with `e`.
+pub(crate) fn append_error(e: &io::Error, context: &str) -> LogError {
+    let msg = format!("{context}: {e}");
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => LogError::NoSpace(msg),
+        _ => LogError::WriteFailed(msg),
+    }
+}
+
+/// Stops the log (fails every queued and later append) if the writer thread panics, so appends
+/// do not wait forever for a writer that is gone.
+struct StopOnPanic(Arc<Shared>);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail("the log writer thread panicked");
+        }
+    }
+}
 
 impl Writer {
     pub fn new(shared: Arc<Shared>, active: ActiveSegment, max_arrival: i64) -> Writer {
@@ -67,64 +148,188 @@ impl Writer {
             buf: Vec::new(),
             order: Vec::new(),
             written: Vec::new(),
+            repair: None,
         }
     }
 
-    /// Runs until the log closes or an I/O error stops it. Returns the error that stopped it.
+    /// Runs until the log closes. Write and sync failures fail the affected appends and are
+    /// repaired (see the module docs); only a failure to make everything durable at close is
+    /// returned.
     pub fn run(mut self) -> Result<(), String> {
+        let _stop_on_panic = StopOnPanic(self.shared.clone());
         let mut batch: Vec<Request> = Vec::new();
         while self.next_batch(&mut batch) {
-            if let Err(e) = self.commit(&mut batch) {
-                let msg = format!("write failed: {e}");
-                tracing::error!("kinesin-log writer stopped: {msg}");
+            if let Err((e, context)) = self.commit(&mut batch) {
+                tracing::error!(
+                    "kinesin-log: {context}: {e}; failing {} appends",
+                    batch.len()
+                );
                 for request in batch.drain(..) {
-                    let _ = request
-                        .reply
-                        .send(Err(LogError::Io(io::Error::new(e.kind(), msg.clone()))));
+                    let _ = request.reply.send(Err(append_error(&e, context)));
                 }
-                self.shared.fail(&msg);
-                return Err(msg);
+                // Seal off the damage now if the fault is already gone, so a crash cannot bring
+                // back any of the failed batch; otherwise before the next batch.
+                self.try_repair();
             }
             if self.buf.capacity() > MAX_IDLE_BUFFER {
                 self.buf = Vec::new();
             }
         }
-        // Closing: everything written so far becomes durable whatever the mode.
-        match self.active.file.sync_data() {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let msg = format!("final sync failed: {e}");
-                self.shared.fail(&msg);
-                Err(msg)
-            }
+        self.finish()
+    }
+
+    /// Closing: makes everything acknowledged durable whatever the mode.
+    fn finish(mut self) -> Result<(), String> {
+        self.note_syncer_failure();
+        let result = match self.repair {
+            // The tail cannot be trusted: rewrite and seal it (the next open starts a new
+            // segment); a plain sync could leave the failed batch in place.
+            Some(Repair::Seal) => self
+                .rewrite_unsynced()
+                .and_then(|()| self.seal_active())
+                .map_err(|e| format!("sealing segment {} at close failed: {e}", self.active.id)),
+            Some(Repair::Open) => Ok(()),
+            None => self
+                .active
+                .file
+                .sync_data()
+                .map_err(|e| format!("final sync failed: {e}")),
+        };
+        if let Err(msg) = &result {
+            self.shared.fail(msg);
         }
+        result
     }
 
     /// Waits for appends and takes as many as fit in one batch. False once closed and drained.
     fn next_batch(&mut self, batch: &mut Vec<Request>) -> bool {
         let max_bytes = self.shared.config.max_batch_bytes;
-        let taken = {
-            let mut pending = self.shared.pending.lock();
-            while pending.requests.is_empty() && !pending.closing {
-                self.shared.pending_ready.wait(&mut pending);
-            }
-            let mut bytes = 0usize;
-            while let Some(front) = pending.requests.front() {
-                if !batch.is_empty() && bytes + front.bytes > max_bytes {
-                    break;
+        loop {
+            let taken = {
+                let mut pending = self.shared.pending.lock();
+                while pending.requests.is_empty() && !pending.closing && !pending.repair_requested {
+                    self.shared.pending_ready.wait(&mut pending);
                 }
-                bytes += front.bytes;
-                if let Some(request) = pending.requests.pop_front() {
-                    batch.push(request);
+                if pending.requests.is_empty() && !pending.closing {
+                    // Woken by the syncer: repair while idle.
+                    pending.repair_requested = false;
+                    None
+                } else {
+                    let mut bytes = 0usize;
+                    while let Some(front) = pending.requests.front() {
+                        if !batch.is_empty() && bytes + front.bytes > max_bytes {
+                            break;
+                        }
+                        bytes += front.bytes;
+                        if let Some(request) = pending.requests.pop_front() {
+                            batch.push(request);
+                        }
+                    }
+                    Some(batch.len())
+                }
+            };
+            match taken {
+                Some(taken) => {
+                    self.shared.room.add_permits(taken);
+                    return taken > 0;
+                }
+                None => {
+                    self.note_syncer_failure();
+                    self.try_repair();
                 }
             }
-            batch.len()
-        };
-        self.shared.room.add_permits(taken);
-        taken > 0
+        }
     }
 
-    fn commit(&mut self, batch: &mut Vec<Request>) -> io::Result<()> {
+    /// If a background sync of the active segment failed, its unsynced tail must be rewritten
+    /// and the segment sealed before anything else is written.
+    fn note_syncer_failure(&mut self) {
+        let failed = {
+            let sync = self.shared.sync.lock();
+            (sync.segment == self.active.id)
+                .then(|| sync.failed.clone())
+                .flatten()
+        };
+        if let Some(msg) = failed {
+            if self.repair.is_none() {
+                tracing::warn!(
+                    "kinesin-log: {msg}; sealing segment {} and starting a new one",
+                    self.active.id
+                );
+                self.repair = Some(Repair::Seal);
+            }
+        }
+    }
+
+    fn try_repair(&mut self) {
+        if self.repair.is_none() {
+            return;
+        }
+        match self.repair() {
+            Ok(()) => tracing::info!(
+                "kinesin-log: recovered from the write failure; appending to segment {}",
+                self.active.id
+            ),
+            Err(e) => tracing::warn!("kinesin-log: cannot repair the log yet: {e}"),
+        }
+    }
+
+    /// Seals the active segment after its last good frame and starts a new one (see the module
+    /// docs). Resumable: each step that succeeded is not done again.
+    fn repair(&mut self) -> io::Result<()> {
+        if self.repair == Some(Repair::Seal) {
+            self.rewrite_unsynced()?;
+            self.seal_active()?;
+            self.repair = Some(Repair::Open);
+        }
+        if self.repair == Some(Repair::Open) {
+            self.open_next(0)?;
+            self.repair = None;
+        }
+        Ok(())
+    }
+
+    /// Writes the acknowledged but not yet synced bytes of the active segment again, from the
+    /// page cache, so the next sync writes them even if an earlier writeback of them failed.
+    fn rewrite_unsynced(&mut self) -> io::Result<()> {
+        let synced = {
+            let sync = self.shared.sync.lock();
+            if sync.segment == self.active.id {
+                self.active.synced_offset.max(sync.synced)
+            } else {
+                self.active.synced_offset
+            }
+        };
+        let end = self.active.write_offset;
+        segment::rewrite_frames(self.active.file.as_ref(), synced.min(end), end)
+    }
+
+    /// Forgets a batch that failed: its unpublished blocks, its positions, the frames encoded
+    /// after the last good one. The active segment must be repaired before the next write.
+    fn abandon_batch(&mut self) {
+        self.buf.clear();
+        self.written.clear();
+        self.active.chain = self.active.written_chain;
+        {
+            let mut state = self.shared.state.write();
+            for q in state.queues.values_mut() {
+                q.next_assigned = q.next;
+            }
+        }
+        if self.repair.is_none() {
+            self.repair = Some(Repair::Seal);
+        }
+    }
+
+    /// Commits one batch. On failure the appends are not answered (the caller fails them) and
+    /// the error comes with what was being done.
+    fn commit(&mut self, batch: &mut Vec<Request>) -> Result<(), (io::Error, &'static str)> {
+        self.note_syncer_failure();
+        if self.repair.is_some() {
+            // Nothing is assigned or written until the earlier failure is sealed off.
+            self.repair()
+                .map_err(|e| (e, "cannot seal off an earlier write failure"))?;
+        }
         let arrival = self.max_arrival.max(self.shared.config.clock.now_ms());
         self.max_arrival = arrival;
         let mut results: Vec<Result<Vec<Appended>>> = Vec::with_capacity(batch.len());
@@ -172,17 +377,36 @@ impl Writer {
 
         self.buf.clear();
         let order = std::mem::take(&mut self.order);
-        let encoded = self.encode(batch, &results, &order, arrival);
+        let written = self
+            .encode(batch, &results, &order, arrival)
+            .and_then(|()| {
+                if self.buf.is_empty() {
+                    return Ok(());
+                }
+                self.active
+                    .file
+                    .write_all_at(&self.buf, self.active.write_offset)?;
+                if self.shared.config.durability == Durability::Fsync {
+                    self.active.file.sync_data()?;
+                }
+                Ok(())
+            });
         self.order = order;
-        encoded?;
+        if let Err(e) = written {
+            self.abandon_batch();
+            return Err((e, "writing the log failed"));
+        }
         if !self.buf.is_empty() {
-            self.active
-                .file
-                .write_all_at(&self.buf, self.active.write_offset)?;
-            if self.shared.config.durability == Durability::Fsync {
-                self.active.file.sync_data()?;
-            }
             self.active.write_offset += self.buf.len() as u64;
+            self.active.written_chain = self.active.chain;
+            if self.shared.config.durability == Durability::Fsync {
+                self.active.synced_offset = self.active.write_offset;
+            }
+            let mut sync = self.shared.sync.lock();
+            if sync.segment == self.active.id {
+                sync.written = self.active.write_offset;
+            }
+            drop(sync);
             self.buf.clear();
         }
         self.publish();
@@ -255,13 +479,34 @@ impl Writer {
     /// Seals the active segment (writing what is buffered, then a seal frame, then syncing),
     /// writes its sidecar and starts the next segment with room for `needed` more bytes.
     fn roll(&mut self, needed: u64) -> io::Result<()> {
+        self.seal_active()?;
+        if let Err(e) = self.open_next(needed) {
+            // The sealed segment is complete and durable; only the next one is missing.
+            self.repair = Some(Repair::Open);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and a seal frame after it, syncs, publishes the buffered blocks
+    /// and writes the sidecar. On failure nothing is published and `write_offset` is unchanged.
+    fn seal_active(&mut self) -> io::Result<()> {
         let seal_offset = self.active.write_offset + self.buf.len() as u64;
         let (seal_lsn, seal_crc) = put_seal(&mut self.buf, &mut self.active.chain);
-        self.active
+        let written = self
+            .active
             .file
-            .write_all_at(&self.buf, self.active.write_offset)?;
-        self.active.file.sync_data()?;
+            .write_all_at(&self.buf, self.active.write_offset)
+            .and_then(|()| self.active.file.sync_data());
+        if let Err(e) = written {
+            // The next attempt starts over from the last good frame.
+            self.buf.clear();
+            self.active.chain = self.active.written_chain;
+            return Err(e);
+        }
         self.active.write_offset += self.buf.len() as u64;
+        self.active.written_chain = self.active.chain;
+        self.active.synced_offset = self.active.write_offset;
         self.buf.clear();
         // Sealed means synced: its blocks are durable and may be read.
         self.publish();
@@ -274,7 +519,12 @@ impl Writer {
                 crc: seal_crc,
             },
         );
+        Ok(())
+    }
 
+    /// Starts the segment after the (sealed) active one, with room for `needed` bytes of frames.
+    fn open_next(&mut self, needed: u64) -> io::Result<()> {
+        let sealed_id = self.active.id;
         let checkpoint = checkpoint_of(&self.shared.state.read(), self.max_arrival);
         let min_len = segment::segment_overhead(checkpoint.next_positions.len()) + needed;
         let next = start_segment(
@@ -289,6 +539,8 @@ impl Writer {
             &mut self.buf,
         )?;
         {
+            // Only now may retention delete the sealed segment: the new one's checkpoint (synced)
+            // carries every queue's next position on.
             let mut state = self.shared.state.write();
             if let Some(segment) = state.segments.get_mut(&sealed_id) {
                 segment.sealed = true;
@@ -301,7 +553,7 @@ impl Writer {
                 },
             );
         }
-        *self.shared.active_file.lock() = Some(next.file.clone());
+        *self.shared.sync.lock() = SyncState::new(&next);
         self.active = next;
         Ok(())
     }
@@ -393,7 +645,9 @@ fn notify(state: &crate::index::State, queue: Option<QueueId>) {
     }
 }
 
-/// Interval durability: syncs the active segment every `every` until `stop` is set.
+/// Interval durability: syncs the active segment every `every` until `stop` is set. A failed
+/// sync is reported to the writer, which rewrites and seals the segment (see the module docs);
+/// the syncer leaves that segment alone until then.
 pub(crate) fn run_syncer(shared: Arc<Shared>, every: Duration) {
     loop {
         {
@@ -405,11 +659,31 @@ pub(crate) fn run_syncer(shared: Arc<Shared>, every: Duration) {
                 return;
             }
         }
-        let file = shared.active_file.lock().clone();
-        if let Some(file) = file {
-            if let Err(e) = file.sync_data() {
-                shared.fail(&format!("background sync failed: {e}"));
-                return;
+        let (segment, file, written) = {
+            let sync = shared.sync.lock();
+            if sync.failed.is_some() {
+                continue;
+            }
+            (sync.segment, sync.file.clone(), sync.written)
+        };
+        match file.sync_data() {
+            Ok(()) => {
+                let mut sync = shared.sync.lock();
+                if sync.segment == segment && sync.failed.is_none() {
+                    sync.synced = sync.synced.max(written);
+                }
+            }
+            Err(e) => {
+                let msg = format!("background sync of segment {segment} failed: {e}");
+                tracing::error!("kinesin-log: {msg}");
+                {
+                    let mut sync = shared.sync.lock();
+                    if sync.segment == segment {
+                        sync.failed.get_or_insert(msg);
+                    }
+                }
+                shared.pending.lock().repair_requested = true;
+                shared.pending_ready.notify_all();
             }
         }
     }

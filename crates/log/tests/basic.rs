@@ -390,9 +390,10 @@ fn a_crash_inside_a_sync_loses_only_unacknowledged_records() {
             }
         }
         assert!(failed, "the armed crash fired");
+        // The crashed process's files are gone: the writer cannot seal off the failure.
         assert!(matches!(
             rt.block_on(log.append(vec![entry(1, "k", b"x")])),
-            Err(LogError::Failed(_))
+            Err(LogError::WriteFailed(_))
         ));
         drop(log);
         let log =
@@ -491,4 +492,49 @@ fn dropped_queues_are_ignored_on_reopen() {
     let log = Log::open(config, &[(1, i64::MAX)]).expect("reopen");
     assert!(matches!(log.bounds(2), Err(LogError::UnknownQueue(2))));
     assert_eq!(read_all(&log, 1).len(), 1);
+}
+
+#[test]
+fn a_queue_stays_contiguous_after_retention_deleted_its_later_segments_and_a_restart() {
+    let rt = runtime();
+    let storage = MemStorage::new();
+    let clock = TestClock::new(0);
+    let config = mem_config(&storage, &clock, 2048);
+    let queues = [(1, 1_000), (2, i64::MAX)];
+    let log = Log::open(config.clone(), &queues).expect("open");
+    // Segment 1 holds old records of queue 1 and a record of queue 2, which keeps it alive.
+    rt.block_on(log.append(vec![entry(1, "a", &[1u8; 100]), entry(2, "b", b"keep")]))
+        .expect("append");
+    // Later segments hold only queue 1.
+    for _ in 0..30 {
+        rt.block_on(log.append(vec![entry(1, "a", &[1u8; 200])]))
+            .expect("append");
+    }
+    clock.advance(5_000);
+    rt.block_on(log.append(vec![entry(2, "b", &[2u8; 1500])]))
+        .expect("append");
+    rt.block_on(log.append(vec![entry(2, "b", &[2u8; 1500])]))
+        .expect("append");
+    assert!(log.enforce_retention().expect("retention") > 0);
+    log.close().expect("close");
+    drop(log);
+    // The checkpoint remembers queue 1's next position; its surviving old records in segment 1
+    // are older than the deleted ones, so they are gone too, even with a longer retention.
+    let log = Log::open(config, &queues).expect("reopen");
+    log.set_retention(1, i64::MAX).expect("retention");
+    assert_eq!(
+        log.bounds(1).expect("bounds"),
+        QueueBounds {
+            trim_horizon: 31,
+            next: 31,
+            last_arrival_ms: None
+        }
+    );
+    let a = rt
+        .block_on(log.append(vec![entry(1, "a", b"new")]))
+        .expect("append");
+    assert_eq!(a[0].position, 31);
+    let records = read_all(&log, 1);
+    let positions: Vec<u64> = records.iter().map(|r| r.position).collect();
+    assert_eq!(positions, vec![31]);
 }

@@ -159,3 +159,52 @@ fn interval_and_none_modes_persist_on_close() {
         assert_eq!(&records[99].data[..], &99u32.to_le_bytes());
     }
 }
+
+#[test]
+fn write_and_sync_failures_on_real_files_are_sealed_off_and_the_log_continues() {
+    use kinesin_log::{FaultKind, FaultOp, FaultyStorage, FsStorage, LogError, Times};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime();
+    let storage = FaultyStorage::new(FsStorage);
+    let faults = storage.faults();
+    let mut cfg = config(dir.path());
+    cfg.storage = std::sync::Arc::new(storage);
+    let log = Log::open(cfg.clone(), &queues()).expect("open");
+    let mut acked = Vec::new();
+    for (i, (op, kind)) in [
+        (FaultOp::Write, FaultKind::ShortWrite),
+        (FaultOp::Write, FaultKind::NoSpace),
+        (FaultOp::Sync, FaultKind::Io),
+        (FaultOp::Allocate, FaultKind::NoSpace),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for j in 0..20u32 {
+            let data = (i as u32 * 1000 + j).to_le_bytes();
+            rt.block_on(log.append(vec![entry(1, "k", &[&data[..], &[9u8; 300]].concat())]))
+                .expect("append");
+            acked.push(i as u32 * 1000 + j);
+        }
+        let fault = faults.arm(op, kind, Times::UntilCleared);
+        // Big enough to need a new segment, so preallocation is attempted too.
+        let failed = rt.block_on(log.append(vec![entry(1, "k", &[0xEE; 40 << 10])]));
+        assert!(
+            matches!(failed, Err(LogError::NoSpace(_) | LogError::WriteFailed(_))),
+            "{op:?} {kind:?}: {failed:?}"
+        );
+        fault.disarm();
+    }
+    let check = |log: &Log| {
+        let got: Vec<u32> = read_all(log, 1)
+            .iter()
+            .map(|r| u32::from_le_bytes(r.data[..4].try_into().expect("4 bytes")))
+            .collect();
+        assert_eq!(got, acked);
+    };
+    check(&log);
+    log.close().expect("close");
+    drop(log);
+    let log = Log::open(cfg, &queues()).expect("reopen");
+    check(&log);
+}

@@ -67,3 +67,40 @@ pub fn read_all(log: &Log, queue: QueueId) -> Vec<LogRecord> {
         out.extend(batch.records);
     }
 }
+
+/// A config on in-memory storage behind a fault injector.
+pub fn faulty_config(
+    storage: &kinesin_log::FaultyStorage,
+    clock: &Arc<TestClock>,
+    segment_bytes: u64,
+) -> LogConfig {
+    let mut config = LogConfig::new(PathBuf::from("/log"));
+    config.storage = Arc::new(storage.clone());
+    config.clock = clock.clone();
+    config.segment_bytes = segment_bytes;
+    config
+}
+
+/// The data of every retained record of a queue, in order.
+pub fn read_data(log: &Log, queue: QueueId) -> Vec<Vec<u8>> {
+    read_all(log, queue)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            assert_eq!(r.position, i as u64, "dense positions");
+            r.data.to_vec()
+        })
+        .collect()
+}
+
+/// Waits up to 5 s for `done`.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
