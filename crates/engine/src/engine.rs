@@ -722,11 +722,7 @@ impl Engine {
             retention_period_hours: m.retention_hours,
             stream_creation_timestamp: m.created_ms,
             shard_level_metrics: m.shard_level_metrics.clone(),
-            encryption_type: if m.encryption_key_id.is_some() {
-                EncryptionType::Kms
-            } else {
-                EncryptionType::None
-            },
+            encryption_type: encryption_of(m).unwrap_or(EncryptionType::None),
             key_id: m.encryption_key_id.clone(),
         })
     }
@@ -747,11 +743,7 @@ impl Engine {
             retention_period_hours: m.retention_hours,
             stream_creation_timestamp: m.created_ms,
             shard_level_metrics: m.shard_level_metrics.clone(),
-            encryption_type: if m.encryption_key_id.is_some() {
-                EncryptionType::Kms
-            } else {
-                EncryptionType::None
-            },
+            encryption_type: encryption_of(m).unwrap_or(EncryptionType::None),
             key_id: m.encryption_key_id.clone(),
             open_shard_count: st.routes.len() as i64,
             consumer_count: Self::consumer_count(&st),
