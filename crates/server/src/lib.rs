@@ -84,10 +84,16 @@ struct Shared {
     cfg: ServerConfig,
     /// Permits of [`BODY_UNIT`] bytes each, for request bodies in memory.
     body_budget: Semaphore,
+    /// A separate pool for small bodies, so large ones can never crowd small requests out.
+    small_body_budget: Semaphore,
 }
 
 /// Granularity of the body budget.
 const BODY_UNIT: usize = 4096;
+/// Bodies up to this size draw on the small-body pool.
+const SMALL_BODY: usize = 64 << 10;
+/// The small-body pool: 32 MiB, i.e. at least 512 small requests in flight at once.
+const SMALL_BODY_POOL: usize = 32 << 20;
 /// How long a body waits for room in the budget before the request gets 503.
 const BODY_ROOM_WAIT: Duration = Duration::from_secs(1);
 
@@ -105,6 +111,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         engine,
         body_budget: Semaphore::new(units),
+        small_body_budget: Semaphore::new(SMALL_BODY_POOL / BODY_UNIT),
         cfg,
     });
     let slots = Arc::new(Semaphore::new(shared.cfg.max_connections));
@@ -565,6 +572,7 @@ async fn read_body<'s>(
     let mut buf = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n.min(1 << 20) as usize));
     let mut room: Vec<tokio::sync::SemaphorePermit<'_>> = Vec::new();
     let mut held_units = 0usize;
+    let mut held_small = true;
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(BodyError::Timeout),
@@ -579,23 +587,28 @@ async fn read_body<'s>(
         if total > shared.cfg.max_body_bytes {
             return Err(BodyError::TooLarge);
         }
+        // Small bodies (up to SMALL_BODY) come from their own pool; a body that grows past it
+        // moves to the large pool, where it waits at most BODY_ROOM_WAIT for room.
+        let (pool, small) = if total <= SMALL_BODY {
+            (&shared.small_body_budget, true)
+        } else {
+            (&shared.body_budget, false)
+        };
+        if !small && held_small {
+            room.clear();
+            held_units = 0;
+            held_small = false;
+        }
         let needed = total.div_ceil(BODY_UNIT).saturating_sub(held_units);
         if needed > 0 {
             let units = needed.min(u32::MAX as usize) as u32;
-            // Waiting briefly, not until the deadline: bodies that each hold part of the budget
-            // must not wait on one another; whoever cannot get room soon gets 503 and retries.
             let wait = tokio::time::Instant::now() + BODY_ROOM_WAIT;
-            match tokio::time::timeout_at(
-                wait.min(deadline),
-                shared.body_budget.acquire_many(units),
-            )
-            .await
-            {
+            match tokio::time::timeout_at(wait.min(deadline), pool.acquire_many(units)).await {
                 Ok(Ok(p)) => room.push(p),
-                Ok(Err(_)) => return Err(BodyError::NoRoom),
-                Err(_) => return Err(BodyError::NoRoom),
+                Ok(Err(_)) | Err(_) => return Err(BodyError::NoRoom),
             }
             held_units += needed;
+            held_small = small;
         }
         buf.extend_from_slice(&data);
     }
