@@ -309,6 +309,21 @@ impl Engine {
         crate::iam::Policy::parse(&text, true).ok()
     }
 
+    /// Decodes a pagination token of `kind`, with Kinesis's errors for a forged or expired one.
+    fn open_page(&self, kind: TokenKind, token: &str, now_ms: i64) -> Result<PageToken> {
+        let p = self
+            .inner
+            .tokens
+            .decode_page(kind, token)
+            .ok_or_else(|| Error::InvalidArgument("Invalid NextToken.".into()))?;
+        if now_ms - p.issued_ms > TOKEN_TTL_MS {
+            return Err(Error::ExpiredNextToken(
+                "The requested NextToken has expired.".into(),
+            ));
+        }
+        Ok(p)
+    }
+
     /// Ends every open SubscribeToShard push (their streams end cleanly; clients resubscribe),
     /// so a shutdown need not wait out five-minute subscriptions.
     pub fn end_subscriptions(&self) {
@@ -759,16 +774,7 @@ impl Engine {
         let t = now(&self.inner);
         let (limit, after) = match &input.next_token {
             Some(tok) => {
-                let p = self
-                    .inner
-                    .tokens
-                    .decode_page(TokenKind::ListStreams, tok)
-                    .ok_or_else(|| Error::InvalidArgument("Invalid NextToken.".into()))?;
-                if t - p.issued_ms > TOKEN_TTL_MS {
-                    return Err(Error::ExpiredNextToken(
-                        "The requested NextToken has expired.".into(),
-                    ));
-                }
+                let p = self.open_page(TokenKind::ListStreams, tok, t)?;
                 (input.limit.unwrap_or(100) as u32, Some(p.name))
             }
             None => (
@@ -919,16 +925,7 @@ impl Engine {
                         "NextToken and {what} cannot be provided together."
                     )));
                 }
-                let p = self
-                    .inner
-                    .tokens
-                    .decode_page(TokenKind::ListShards, tok)
-                    .ok_or_else(|| Error::InvalidArgument("Invalid NextToken.".into()))?;
-                if t - p.issued_ms > TOKEN_TTL_MS {
-                    return Err(Error::ExpiredNextToken(
-                        "The requested NextToken has expired.".into(),
-                    ));
-                }
+                let p = self.open_page(TokenKind::ListShards, tok, t)?;
                 Some(p)
             }
             None => None,

@@ -245,16 +245,7 @@ impl Engine {
         let t = now(&self.inner);
         let after = match &input.next_token {
             Some(tok) => {
-                let p = self
-                    .inner
-                    .tokens
-                    .decode_page(TokenKind::ListConsumers, tok)
-                    .ok_or_else(|| Error::InvalidArgument("Invalid NextToken.".into()))?;
-                if t - p.issued_ms > TOKEN_TTL_MS {
-                    return Err(Error::ExpiredNextToken(
-                        "The requested NextToken has expired.".into(),
-                    ));
-                }
+                let p = self.open_page(TokenKind::ListConsumers, tok, t)?;
                 Some(p.name)
             }
             None => None,
