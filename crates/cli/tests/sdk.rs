@@ -13,7 +13,7 @@ use aws_sdk_kinesis::types::{
     StreamModeDetails, StreamStatus,
 };
 use aws_sdk_kinesis::Client;
-use common::Server;
+use common::{read_shard, Server};
 use md5::{Digest, Md5};
 
 fn rt() -> tokio::runtime::Runtime {
@@ -32,42 +32,6 @@ async fn create(client: &Client, name: &str, shards: i32) {
         .send()
         .await
         .expect("create stream");
-}
-
-/// Reads a whole shard from TRIM_HORIZON: (sequence number, partition key, data).
-async fn read_shard(client: &Client, stream: &str, shard: &str) -> Vec<(String, String, Vec<u8>)> {
-    let mut it = client
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .expect("iterator")
-        .shard_iterator
-        .expect("iterator present");
-    let mut out = Vec::new();
-    loop {
-        let r = client
-            .get_records()
-            .shard_iterator(&it)
-            .send()
-            .await
-            .expect("get records");
-        let n = r.records().len();
-        for rec in r.records() {
-            out.push((
-                rec.sequence_number().to_string(),
-                rec.partition_key().unwrap_or_default().to_string(),
-                rec.data().as_ref().to_vec(),
-            ));
-        }
-        match r.next_shard_iterator {
-            Some(next) if n > 0 => it = next,
-            _ => break,
-        }
-    }
-    out
 }
 
 fn seq_cmp(a: &str, b: &str) -> std::cmp::Ordering {

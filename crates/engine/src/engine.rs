@@ -61,6 +61,9 @@ pub struct EngineConfig {
     /// How far back the peak write throughput of an on-demand stream is remembered.
     pub on_demand_window: Duration,
     pub clock: Arc<dyn Clock>,
+    /// Where the log's files live: the real filesystem, or a wrapper that injects faults in
+    /// tests (the metadata store always uses the real filesystem).
+    pub log_storage: Arc<dyn kinesin_log::Storage>,
 }
 
 impl EngineConfig {
@@ -78,6 +81,7 @@ impl EngineConfig {
             on_demand_scale_interval: Duration::from_secs(60),
             on_demand_window: Duration::from_secs(15 * 60),
             clock: Arc::new(kinesin_log::SystemClock),
+            log_storage: Arc::new(kinesin_log::FsStorage),
         }
     }
 }
@@ -261,6 +265,7 @@ impl Engine {
         let mut log_cfg = LogConfig::new(cfg.data_dir.join("log"));
         log_cfg.durability = cfg.durability;
         log_cfg.clock = cfg.clock.clone();
+        log_cfg.storage = cfg.log_storage.clone();
         let log = Log::open(log_cfg, &queues)?;
         let streams = metas
             .into_iter()
@@ -1280,10 +1285,19 @@ impl Engine {
             }
             encryption_of(&st.meta)
         };
+        // A storage failure fails the entries it was to write with `InternalFailure`, as
+        // Kinesis reports internal errors in PutRecords; clients retry those entries.
         let appended = if entries.is_empty() {
             Vec::new()
         } else {
-            self.append_holding(gate, entries).await?
+            match self.append_holding(gate, entries).await {
+                Ok(appended) => appended,
+                Err(Error::InternalFailure(why)) => {
+                    tracing::warn!(stream = %name, "PutRecords failed: {why}");
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            }
         };
         let mut appended = appended.into_iter();
         let mut failed = 0;

@@ -254,3 +254,43 @@ pub fn raise_nofile(want: u64) -> u64 {
         .status();
     nofile_limits().map_or(soft, |(s, _)| s)
 }
+
+/// Reads a whole shard from TRIM_HORIZON: (sequence number, partition key, data).
+pub async fn read_shard(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    shard: &str,
+) -> Vec<(String, String, Vec<u8>)> {
+    let mut it = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("iterator")
+        .shard_iterator
+        .expect("iterator present");
+    let mut out = Vec::new();
+    loop {
+        let r = client
+            .get_records()
+            .shard_iterator(&it)
+            .send()
+            .await
+            .expect("get records");
+        let n = r.records().len();
+        for rec in r.records() {
+            out.push((
+                rec.sequence_number().to_string(),
+                rec.partition_key().unwrap_or_default().to_string(),
+                rec.data().as_ref().to_vec(),
+            ));
+        }
+        match r.next_shard_iterator {
+            Some(next) if n > 0 => it = next,
+            _ => break,
+        }
+    }
+    out
+}
