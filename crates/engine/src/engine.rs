@@ -141,6 +141,8 @@ impl StreamState {
     }
 }
 
+/// A stored hash key. Every stored key was checked at load (`MetaStore::load_streams`) or
+/// written from a `u128`, so the fallback is unreachable.
 fn hash_of(s: &str) -> u128 {
     s.parse().unwrap_or(0)
 }

@@ -155,6 +155,7 @@ impl MetaStore {
             let (k, v) = item.map_err(internal)?;
             let meta: StreamMeta = serde_json::from_slice(v.value())
                 .map_err(|e| internal(format!("stream {}: {e}", k.value())))?;
+            check_hash_ranges(&meta).map_err(|e| internal(format!("stream {}: {e}", k.value())))?;
             out.push(meta);
         }
         Ok(out)
@@ -239,5 +240,72 @@ impl MetaStore {
         }
         tx.commit().map_err(internal)?;
         Ok(key)
+    }
+}
+
+/// Hash keys are stored as decimal text; the engine parses them on hot paths, so a stored value
+/// that is not a 128-bit number, or a range that runs backwards, is corruption found at load.
+fn check_hash_ranges(meta: &StreamMeta) -> std::result::Result<(), String> {
+    for shard in &meta.shards {
+        let parse = |s: &str| {
+            s.parse::<u128>().map_err(|_| {
+                format!(
+                    "shard {}: stored hash key {s:?} is not a 128-bit number",
+                    shard.index
+                )
+            })
+        };
+        let (start, end) = (parse(&shard.start_hash)?, parse(&shard.end_hash)?);
+        if start > end {
+            return Err(format!(
+                "shard {}: hash range {start}..={end} runs backwards",
+                shard.index
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(start: &str, end: &str) -> StreamMeta {
+        let shard = serde_json::json!({
+            "index": 0, "queue": 1, "parent": null, "adjacent_parent": null,
+            "start_hash": start, "end_hash": end, "created_ms": 0, "closed": null,
+        });
+        serde_json::from_value(serde_json::json!({
+            "version": 1, "account": "000000000000", "region": "us-east-1", "name": "s",
+            "created_ms": 0, "status": "ACTIVE", "status_until_ms": 0, "mode": "PROVISIONED",
+            "retention_hours": 24, "shards": [shard], "next_shard_index": 1, "tags": {},
+            "shard_level_metrics": [], "encryption_key_id": null, "max_record_size_kib": 1024,
+        }))
+        .expect("stream meta")
+    }
+
+    #[test]
+    fn damaged_hash_keys_are_reported_at_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("meta.redb");
+        let store = MetaStore::open(&path).expect("open");
+        store
+            .put_stream(&stream("0", &u128::MAX.to_string()))
+            .expect("put");
+        assert_eq!(store.load_streams().expect("load").len(), 1);
+        for (start, end, why) in [
+            (
+                "0",
+                "340282366920938463463374607431768211456",
+                "not a 128-bit number",
+            ),
+            ("-1", "5", "not a 128-bit number"),
+            ("", "5", "not a 128-bit number"),
+            ("7", "5", "runs backwards"),
+        ] {
+            store.put_stream(&stream(start, end)).expect("put");
+            let e = store.load_streams().expect_err("damaged metadata");
+            assert!(e.to_string().contains(why), "{start}..{end}: {e}");
+        }
     }
 }
