@@ -33,6 +33,9 @@ pub enum BenchCommand {
     /// Run the same scenarios against Kinesin, kinesalite, kinesis-mock and moto (installed
     /// into --peers-dir when missing) and the machine's ceilings; write JSON and markdown.
     Compare(crate::compare::CompareArgs),
+    /// Fill a spawned server with many shards and much data (default 10,000 shards, 10 GiB);
+    /// report memory, and start-up time after a clean stop and after SIGKILL.
+    Scale(crate::scale::ScaleArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -83,13 +86,13 @@ pub struct BenchArgs {
 }
 
 /// One HTTP/1.1 connection speaking the Kinesis JSON protocol.
-struct Conn {
+pub(crate) struct Conn {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     host: String,
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+    pub(crate) async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (sender, conn) =
@@ -104,7 +107,7 @@ impl Conn {
     }
 
     /// Sends one operation; returns the status and the body.
-    async fn call(&mut self, op: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
+    pub(crate) async fn call(&mut self, op: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
         let req = http::Request::post("/")
             .header(http::header::HOST, &self.host)
             .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
@@ -122,7 +125,7 @@ impl Conn {
         Ok((status, body))
     }
 
-    async fn call_ok(&mut self, op: &str, body: Value) -> anyhow::Result<Value> {
+    pub(crate) async fn call_ok(&mut self, op: &str, body: Value) -> anyhow::Result<Value> {
         let (status, bytes) = self.call(op, Bytes::from(body.to_string())).await?;
         if status != 200 {
             bail!("{op} -> {status}: {}", String::from_utf8_lossy(&bytes));
@@ -169,13 +172,21 @@ fn parse_endpoint(endpoint: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("--endpoint {endpoint} is not http://IP:PORT"))
 }
 
-fn random_payload(n: usize) -> Vec<u8> {
+pub(crate) fn random_payload(n: usize) -> Vec<u8> {
     (0..n).map(|_| rand::random::<u8>()).collect()
 }
 
-struct Spawned {
-    child: std::process::Child,
-    _dir: TempDir,
+pub(crate) struct Spawned {
+    pub(crate) child: std::process::Child,
+    _dir: Option<TempDir>,
+}
+
+/// A server left behind by an error must not outlive the bench.
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A temporary directory removed on drop (no extra dependency for one use).
@@ -186,7 +197,7 @@ impl Drop for TempDir {
     }
 }
 
-fn rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -195,12 +206,23 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 async fn spawn_server(durability: &str) -> anyhow::Result<(Spawned, SocketAddr, Value)> {
+    let dir = std::env::temp_dir().join(format!("kinesin-bench-{}", rand::random::<u64>()));
+    spawn_server_in(dir, true, durability, &[]).await
+}
+
+/// Starts `kinesin serve` on `dir` (removed on drop when `remove`) and waits for its first
+/// answer; the report has the start-up time and the idle memory half a second later.
+pub(crate) async fn spawn_server_in(
+    dir: PathBuf,
+    remove: bool,
+    durability: &str,
+    extra_args: &[String],
+) -> anyhow::Result<(Spawned, SocketAddr, Value)> {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let dir = std::env::temp_dir().join(format!("kinesin-bench-{}", rand::random::<u64>()));
     let exe = std::env::current_exe()?;
     let started = Instant::now();
     let child = std::process::Command::new(exe)
@@ -212,21 +234,26 @@ async fn spawn_server(durability: &str) -> anyhow::Result<(Spawned, SocketAddr, 
             "--durability",
             durability,
         ])
+        .args(extra_args)
         .arg("--data-dir")
         .arg(&dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .context("spawning kinesin serve")?;
-    let spawned = Spawned {
+    let mut spawned = Spawned {
         child,
-        _dir: TempDir(dir),
+        // `then`, not `then_some`: a TempDir built and dropped at once would remove `dir`.
+        _dir: remove.then(|| TempDir(dir)),
     };
     // Start-up = spawn until the first answered ListStreams.
-    let deadline = started + Duration::from_secs(30);
+    let deadline = started + Duration::from_secs(120);
     let startup = loop {
         if Instant::now() > deadline {
-            bail!("the spawned server did not answer within 30 s");
+            bail!("the spawned server did not answer within 120 s");
+        }
+        if let Ok(Some(status)) = spawned.child.try_wait() {
+            bail!("the spawned server exited at start-up: {status}");
         }
         if let Ok(mut c) = Conn::open(addr).await {
             if let Ok((200, _)) = c.call("ListStreams", Bytes::from_static(b"{}")).await {
@@ -295,7 +322,7 @@ pub(crate) async fn answers_list_streams(addr: SocketAddr) -> bool {
 
 /// A process's CPU time (user + system, all threads) in microseconds. /proc reports clock
 /// ticks of USER_HZ, which Linux fixes at 100 for user-visible interfaces.
-fn cpu_micros(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_micros(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest = &stat[stat.rfind(')')? + 2..];

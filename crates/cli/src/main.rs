@@ -2,6 +2,7 @@
 
 mod bench;
 mod compare;
+mod scale;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -308,6 +309,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(b) => match b.command {
             Some(bench::BenchCommand::Compare(args)) => runtime.block_on(compare::run(args)),
+            Some(bench::BenchCommand::Scale(args)) => runtime.block_on(scale::run(args)),
             None => runtime.block_on(bench::run(b.run)),
         },
         Command::Keys(args) => keys(
