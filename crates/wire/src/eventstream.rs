@@ -23,8 +23,34 @@ fn payload_content_type(protocol: Protocol) -> &'static str {
     }
 }
 
-/// One frame with string headers.
+/// Longest header name the format allows (its length is one byte).
+pub const MAX_HEADER_NAME_BYTES: usize = 255;
+/// Longest string header value: the length field is a u16, but the protocol (and the AWS
+/// decoders of the CRT, Java and Go) limit values to `i16::MAX` bytes.
+pub const MAX_HEADER_VALUE_BYTES: usize = i16::MAX as usize;
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut n = s.len().min(max);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    s.get(..n).unwrap_or("")
+}
+
+/// One frame with string headers. Names longer than [`MAX_HEADER_NAME_BYTES`] and values
+/// longer than [`MAX_HEADER_VALUE_BYTES`] are cut (at a character boundary), so the frame is
+/// always well formed; our callers only pass short constants. The payload must be under 4 GiB.
 pub fn frame(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                cut(k, MAX_HEADER_NAME_BYTES),
+                cut(v, MAX_HEADER_VALUE_BYTES),
+            )
+        })
+        .collect();
     let headers_len: usize = headers
         .iter()
         .map(|(k, v)| 1 + k.len() + 1 + 2 + v.len())
@@ -35,13 +61,13 @@ pub fn frame(headers: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&(headers_len as u32).to_be_bytes());
     let prelude_crc = crc32fast::hash(&out[..8]);
     out.extend_from_slice(&prelude_crc.to_be_bytes());
-    for (k, v) in headers {
-        // Names are our own constants and values short strings: both fit their length fields.
-        out.push(k.len().min(255) as u8);
-        out.extend_from_slice(&k.as_bytes()[..k.len().min(255)]);
+    for (k, v) in &headers {
+        // Both fit their length fields: cut above.
+        out.push(k.len() as u8);
+        out.extend_from_slice(k.as_bytes());
         out.push(7);
-        out.extend_from_slice(&(v.len().min(u16::MAX as usize) as u16).to_be_bytes());
-        out.extend_from_slice(&v.as_bytes()[..v.len().min(u16::MAX as usize)]);
+        out.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        out.extend_from_slice(v.as_bytes());
     }
     out.extend_from_slice(payload);
     let crc = crc32fast::hash(&out);
@@ -150,6 +176,16 @@ mod tests {
             h = &h[4 + n + vl..];
         }
         (headers, f[12 + hlen..total - 4].to_vec())
+    }
+
+    #[test]
+    fn oversized_headers_are_cut_consistently() {
+        // Found by fuzzing: the lengths used to count the uncut header, giving a corrupt frame.
+        let name = "n".repeat(300);
+        let value = "\u{e9}".repeat(20_000); // 40,000 bytes of 2-byte characters
+        let (h, p) = parse(&frame(&[(&name, &value)], b"x"));
+        assert_eq!(h, [("n".repeat(255), "\u{e9}".repeat(16_383))]);
+        assert_eq!(p, b"x");
     }
 
     #[test]

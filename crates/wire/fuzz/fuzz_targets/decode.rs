@@ -3,6 +3,8 @@
 //! The first byte picks one (operation, protocol) pair so that the fuzzer can focus; every
 //! eighth input is additionally tried against all 39 operations in both formats. Any panic, or
 //! an error that is not a well-formed 400 framework error, is a finding.
+//!
+//! Run: `cd crates/wire && RUSTC_BOOTSTRAP=1 cargo fuzz run decode -- -rss_limit_mb=512 -timeout=5`
 #![no_main]
 
 use kinesin_wire::{decode_request, encode_response, encode_wire_error, operations, Protocol};
