@@ -191,6 +191,90 @@ fn read_header(file: &dyn StorageFile, id: u64, file_len: u64) -> Result<Option<
     Ok(None)
 }
 
+/// One segment's per-queue summaries, in queue order (a forged table's duplicate entries stay in
+/// file order, next to each other, so they are checked against each other as before).
+enum Summaries<'a> {
+    Sidecar {
+        segment: u64,
+        entries: &'a [format::SidecarQueue],
+        /// Indices into `entries` in queue order; `None` when the table is already sorted (as
+        /// every sidecar Kinesin writes is).
+        order: Option<Vec<u32>>,
+    },
+    Scanned(Vec<(QueueId, QueueSegment)>),
+}
+
+impl<'a> Summaries<'a> {
+    fn of(segment: &'a Found) -> Summaries<'a> {
+        match &segment.contents {
+            Contents::Sidecar(table) => {
+                let entries = table.queues.as_slice();
+                let order = (!entries.is_sorted_by_key(|e| e.queue)).then(|| {
+                    let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+                    order.sort_by_key(|&i| entries[i as usize].queue);
+                    order
+                });
+                Summaries::Sidecar {
+                    segment: segment.id,
+                    entries,
+                    order,
+                }
+            }
+            // A BTreeMap: already in queue order.
+            Contents::Scanned(scan) => Summaries::Scanned(
+                scan.lists
+                    .iter()
+                    .filter_map(|(queue, list)| {
+                        Some((*queue, QueueSegment::from_blocks(segment.id, list.clone())?))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Summaries::Sidecar { entries, .. } => entries.len(),
+            Summaries::Scanned(list) => list.len(),
+        }
+    }
+
+    fn queue(&self, i: usize) -> QueueId {
+        match self {
+            Summaries::Sidecar { entries, order, .. } => sidecar_entry(entries, order, i).queue,
+            Summaries::Scanned(list) => list[i].0,
+        }
+    }
+
+    fn last_arrival(&self, i: usize) -> i64 {
+        match self {
+            Summaries::Sidecar { entries, order, .. } => {
+                sidecar_entry(entries, order, i).last_arrival
+            }
+            Summaries::Scanned(list) => list[i].1.last_arrival,
+        }
+    }
+
+    fn summary(&self, i: usize) -> QueueSegment {
+        match self {
+            Summaries::Sidecar {
+                segment,
+                entries,
+                order,
+            } => QueueSegment::from_sidecar(*segment, sidecar_entry(entries, order, i)),
+            Summaries::Scanned(list) => list[i].1.clone(),
+        }
+    }
+}
+
+fn sidecar_entry<'a>(
+    entries: &'a [format::SidecarQueue],
+    order: &Option<Vec<u32>>,
+    i: usize,
+) -> &'a format::SidecarQueue {
+    &entries[order.as_ref().map_or(i, |o| o[i] as usize)]
+}
+
 /// Checks that segment `id` may follow `prev`: `prev` is sealed and the chain continues.
 fn check_follows(prev: &Found, id: u64, header: &SegmentHeader) -> Result<()> {
     let Some(seal) = prev.seal() else {
@@ -344,40 +428,60 @@ fn finish(
         state.queues.insert(queue, QueueState::new(retention_ms, 0));
     }
 
-    for segment in &found {
-        let summaries: Vec<(QueueId, QueueSegment)> = match &segment.contents {
-            Contents::Sidecar(table) => table
-                .queues
-                .iter()
-                .map(|entry| (entry.queue, QueueSegment::from_sidecar(segment.id, entry)))
-                .collect(),
-            Contents::Scanned(scan) => scan
-                .lists
-                .iter()
-                .filter_map(|(queue, list)| {
-                    Some((*queue, QueueSegment::from_blocks(segment.id, list.clone())?))
-                })
-                .collect(),
+    // Each queue's segment list is built queue by queue (its summaries in segment order), not
+    // segment by segment: with thousands of queues in every segment, appending to thousands of
+    // lists in turn misses the cache on every summary and regrows every list ~log2(segments)
+    // times; building one list at a time, at its exact size, does neither.
+    let sources: Vec<Summaries> = found.iter().map(Summaries::of).collect();
+    for source in &sources {
+        for i in 0..source.len() {
+            max_arrival = max_arrival.max(source.last_arrival(i));
+        }
+    }
+    let mut live_sorted: Vec<QueueId> = state.queues.keys().copied().collect();
+    live_sorted.sort_unstable();
+    let mut cursors = vec![0usize; sources.len()];
+    let mut hits: Vec<(usize, usize)> = Vec::new();
+    for queue in live_sorted {
+        hits.clear();
+        for (s, source) in sources.iter().enumerate() {
+            let c = &mut cursors[s];
+            while *c < source.len() && source.queue(*c) < queue {
+                *c += 1;
+            }
+            while *c < source.len() && source.queue(*c) == queue {
+                hits.push((s, *c));
+                *c += 1;
+            }
+        }
+        let Some(q) = state.queues.get_mut(&queue) else {
+            continue;
         };
-        for (queue, summary) in summaries {
-            max_arrival = max_arrival.max(summary.last_arrival);
-            let Some(q) = state.queues.get_mut(&queue) else {
-                continue;
-            };
-            if let Some(last) = q.segments.back() {
+        let mut segments: Vec<QueueSegment> = Vec::with_capacity(hits.len());
+        let mut gap = false;
+        for &(s, i) in &hits {
+            let summary = sources[s].summary(i);
+            if let Some(last) = segments.last() {
                 if summary.first_pos < last.end_pos {
                     return Err(corrupt(format!(
                         "queue {queue}: segment {} repeats positions of segment {}",
-                        segment.id, last.segment
+                        summary.segment, last.segment
                     )));
                 }
                 if summary.first_pos > last.end_pos {
                     // Retention deleted the segments in between: keep only the contiguous suffix.
-                    q.segments.clear();
+                    segments.clear();
+                    gap = true;
                 }
             }
-            q.segments.push_back(summary);
+            segments.push(summary);
         }
+        if gap {
+            segments.shrink_to_fit();
+        }
+        q.segments = segments.into();
+    }
+    for segment in &found {
         let sealed = segment.seal().is_some();
         state.segments.insert(
             segment.id,
