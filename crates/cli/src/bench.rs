@@ -85,10 +85,12 @@ pub struct BenchArgs {
     pub(crate) fan_out_rate: u64,
 }
 
-/// One HTTP/1.1 connection speaking the Kinesis JSON protocol.
+/// One HTTP/1.1 connection speaking the Kinesis JSON protocol; reopened when the server closes
+/// it (moto's server closes after every response).
 pub(crate) struct Conn {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     host: String,
+    addr: SocketAddr,
 }
 
 impl Conn {
@@ -102,13 +104,37 @@ impl Conn {
         });
         Ok(Conn {
             sender,
+            addr,
             host: addr.to_string(),
         })
     }
 
     /// Sends one operation; returns the status and the body.
     pub(crate) async fn call(&mut self, op: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
-        let req = http::Request::post("/")
+        // One reconnect when the server has closed the connection: then the request was not
+        // sent, so sending it again cannot duplicate it.
+        if self.sender.is_closed() || self.sender.ready().await.is_err() {
+            *self = Conn::open(self.addr).await?;
+        }
+        let resp = match self
+            .sender
+            .send_request(self.request(op, body.clone())?)
+            .await
+        {
+            Err(e) if e.is_canceled() || e.is_closed() => {
+                *self = Conn::open(self.addr).await?;
+                self.sender.ready().await?;
+                self.sender.send_request(self.request(op, body)?).await?
+            }
+            other => other?,
+        };
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+
+    fn request(&self, op: &str, body: Bytes) -> anyhow::Result<http::Request<Full<Bytes>>> {
+        Ok(http::Request::post("/")
             .header(http::header::HOST, &self.host)
             .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
             .header("x-amz-target", format!("Kinesis_20131202.{op}"))
@@ -117,12 +143,7 @@ impl Conn {
                 http::header::AUTHORIZATION,
                 "AWS4-HMAC-SHA256 Credential=AKIDBENCH/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000",
             )
-            .body(Full::new(body))?;
-        self.sender.ready().await?;
-        let resp = self.sender.send_request(req).await?;
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+            .body(Full::new(body))?)
     }
 
     pub(crate) async fn call_ok(&mut self, op: &str, body: Value) -> anyhow::Result<Value> {
@@ -547,19 +568,20 @@ async fn put_record_phase(
 }
 
 /// The parts of a GetRecords reply the bench needs, borrowed from the body (parsing 10 MiB
-/// replies into a `Value` tree would make the client the bottleneck).
+/// replies into a `Value` tree would make the client the bottleneck); owned only where a
+/// string holds JSON escapes (moto ends its iterators with an escaped newline).
 #[derive(serde::Deserialize)]
 struct GetRecordsReply<'a> {
     #[serde(rename = "Records", borrow)]
     records: Vec<BenchRecord<'a>>,
     #[serde(rename = "NextShardIterator", borrow)]
-    next_shard_iterator: Option<&'a str>,
+    next_shard_iterator: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(serde::Deserialize)]
 struct BenchRecord<'a> {
     #[serde(rename = "Data", borrow)]
-    data: &'a str,
+    data: std::borrow::Cow<'a, str>,
 }
 
 /// Reads every shard from TRIM_HORIZON to the tip, one reader per shard.
@@ -611,7 +633,7 @@ async fn get_records_phase(addr: SocketAddr, stream: &str) -> anyhow::Result<Val
                     .iter()
                     .map(|r| (r.data.len() as u64 * 3 / 4).saturating_sub(r.data.matches('=').count() as u64))
                     .sum::<u64>();
-                iterator = v.next_shard_iterator.map(String::from);
+                iterator = v.next_shard_iterator.map(|s| s.into_owned());
             }
             anyhow::Ok((records, bytes, lat))
         }));
