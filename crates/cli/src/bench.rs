@@ -146,6 +146,19 @@ impl Conn {
             .body(Full::new(body))?)
     }
 
+    /// Sends one PutRecords body of `batch` entries; returns how many failed (all of them
+    /// when the request itself failed).
+    pub(crate) async fn put_records(&mut self, body: Bytes, batch: u64) -> anyhow::Result<u64> {
+        let (status, resp) = self.call("PutRecords", body).await?;
+        if status != 200 {
+            return Ok(batch);
+        }
+        Ok(serde_json::from_slice::<Value>(&resp)
+            .ok()
+            .and_then(|v| v["FailedRecordCount"].as_u64())
+            .unwrap_or(batch))
+    }
+
     pub(crate) async fn call_ok(&mut self, op: &str, body: Value) -> anyhow::Result<Value> {
         let (status, bytes) = self.call(op, Bytes::from(body.to_string())).await?;
         if status != 200 {
@@ -481,16 +494,8 @@ async fn put_records_phase(
                 let body = bodies[i % bodies.len()].clone();
                 i += 1;
                 let t = Instant::now();
-                let (status, resp) = conn.call("PutRecords", body).await?;
+                let failed = conn.put_records(body, batch).await?;
                 lat.add(t.elapsed());
-                let failed = if status == 200 {
-                    serde_json::from_slice::<Value>(&resp)
-                        .ok()
-                        .and_then(|v| v["FailedRecordCount"].as_u64())
-                        .unwrap_or(batch)
-                } else {
-                    batch
-                };
                 records.fetch_add(batch - failed, Ordering::Relaxed);
                 errors.fetch_add(failed, Ordering::Relaxed);
             }

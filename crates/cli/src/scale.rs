@@ -255,15 +255,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
                 let per_stream = &bodies[i % bodies.len()];
                 let body = per_stream[(i / bodies.len()) % per_stream.len()].clone();
                 i += 1;
-                let (status, resp) = c.call("PutRecords", body).await?;
-                let bad = if status == 200 {
-                    serde_json::from_slice::<Value>(&resp)
-                        .ok()
-                        .and_then(|v| v["FailedRecordCount"].as_u64())
-                        .unwrap_or(batch)
-                } else {
-                    batch
-                };
+                let bad = c.put_records(body, batch).await?;
                 failed.fetch_add(bad, Ordering::Relaxed);
                 written.fetch_add((batch - bad) * record_bytes, Ordering::Relaxed);
             }

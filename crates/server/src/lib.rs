@@ -55,8 +55,9 @@ pub struct ServerConfig {
     /// When set, every request must be SigV4-signed by one of these users; when `None`, the
     /// server is in open development mode (a well-formed Authorization header suffices).
     pub credentials: Option<Arc<auth::Credentials>>,
-    /// Request body bytes held in memory across all connections at once; a request waits for
-    /// room (up to `read_timeout`, then 503) so many large bodies cannot exhaust memory.
+    /// Request body bytes held in memory across all connections at once, counted twice (the
+    /// body, then its decoded records); a request waits for room (up to 1 s, then 503) so many
+    /// large bodies cannot exhaust memory.
     pub max_inflight_body_bytes: usize,
 }
 
@@ -611,6 +612,22 @@ async fn read_body<'s>(
             held_small = small;
         }
         buf.extend_from_slice(&data);
+    }
+    // Decoding keeps the records beside the body (base64 text decodes to 3/4 of its size) and
+    // the log copies them into its write batch: take as much room again before decoding, so
+    // the budget bounds what requests hold while they are served, not only their bodies.
+    if held_units > 0 {
+        let pool = if held_small {
+            &shared.small_body_budget
+        } else {
+            &shared.body_budget
+        };
+        let units = held_units.min(u32::MAX as usize) as u32;
+        let wait = tokio::time::Instant::now() + BODY_ROOM_WAIT;
+        match tokio::time::timeout_at(wait, pool.acquire_many(units)).await {
+            Ok(Ok(p)) => room.push(p),
+            Ok(Err(_)) | Err(_) => return Err(BodyError::NoRoom),
+        }
     }
     Ok((buf.freeze(), room))
 }
