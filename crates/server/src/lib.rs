@@ -108,7 +108,10 @@ pub async fn serve(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let units = (cfg.max_inflight_body_bytes / BODY_UNIT).clamp(1, Semaphore::MAX_PERMITS);
+    // Room for at least one largest body, counted twice (body and decoded records), or such a
+    // request could never be served.
+    let budget = cfg.max_inflight_body_bytes.max(2 * cfg.max_body_bytes);
+    let units = (budget / BODY_UNIT).clamp(1, Semaphore::MAX_PERMITS);
     let shared = Arc::new(Shared {
         engine,
         body_budget: Semaphore::new(units),
