@@ -101,7 +101,7 @@ fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {
 }
 
 /// Waits for the process to exit; returns how long it took.
-fn wait_exit(s: &mut Spawned) -> anyhow::Result<Duration> {
+async fn wait_exit(s: &mut Spawned) -> anyhow::Result<Duration> {
     let t = Instant::now();
     loop {
         if let Some(status) = s.child.try_wait()? {
@@ -112,10 +112,9 @@ fn wait_exit(s: &mut Spawned) -> anyhow::Result<Duration> {
             return Ok(t.elapsed());
         }
         if t.elapsed() > Duration::from_secs(120) {
-            let _ = s.child.kill();
             bail!("the server did not exit within 120 s");
         }
-        std::thread::sleep(Duration::from_millis(5));
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -292,7 +291,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         ("restart_after_sigkill", "-KILL"),
     ] {
         signal(server.child.id(), sig)?;
-        let stopped = wait_exit(&mut server)?;
+        let stopped = wait_exit(&mut server).await?;
         // The old handle no longer owns the directory: the new one does.
         let (next, next_addr, info) =
             spawn_server_in(dir.clone(), false, &args.durability, &extra).await?;

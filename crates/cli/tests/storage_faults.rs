@@ -211,19 +211,20 @@ async fn create_stream(client: &Client) {
         .expect("create stream");
 }
 
-fn faulty() -> (Arc<dyn Storage>, Faults) {
+/// A server whose log sits on fault-injecting storage over `dir`, with the test stream created.
+async fn start_faulty(dir: &Path) -> (Running, Faults) {
     let storage = FaultyStorage::new(FsStorage);
     let faults = storage.faults();
-    (Arc::new(storage), faults)
+    let server = start(dir, Arc::new(storage)).await;
+    create_stream(&server.client).await;
+    (server, faults)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_writes_keeps_reads_and_heals_when_space_returns() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (storage, faults) = faulty();
-    let server = start(dir.path(), storage).await;
+    let (server, faults) = start_faulty(dir.path()).await;
     let client = server.client.clone();
-    create_stream(&client).await;
     let mut ledger = Ledger::default();
     for _ in 0..40 {
         put_one(&client, &mut ledger)
@@ -297,10 +298,8 @@ async fn one_off_write_and_sync_failures_fail_only_the_requests_they_hit() {
         (FaultOp::Sync, FaultKind::Io),
     ];
     let dir = tempfile::tempdir().expect("tempdir");
-    let (storage, faults) = faulty();
-    let server = start(dir.path(), storage).await;
+    let (server, faults) = start_faulty(dir.path()).await;
     let client = server.client.clone();
-    create_stream(&client).await;
     let mut ledger = Ledger::default();
     let mut injected = 0;
     for (op, kind) in cases {
@@ -396,8 +395,9 @@ async fn failed_and_corrupted_reads_are_errors_never_wrong_data() {
     server.stop().await;
 
     // A fresh process, so reads go to the files, not to anything cached at write time.
-    let (storage, faults) = faulty();
-    let server = start(dir.path(), storage).await;
+    let storage = FaultyStorage::new(FsStorage);
+    let faults = storage.faults();
+    let server = start(dir.path(), Arc::new(storage)).await;
     let client = server.client.clone();
     let expected: HashMap<&str, Vec<(String, Vec<u8>)>> = SHARDS
         .iter()
