@@ -1073,22 +1073,19 @@ impl Engine {
         record_seq(shard.index, shard.created_ms, position, arrival_ms)
     }
 
-    /// Appends in a task of its own that keeps the stream's gate until the log resolves: if the
-    /// request is cancelled after its records were queued, a reshard still waits for them.
+    /// Appends, keeping the stream's gate until the log resolves the records: if the request is
+    /// cancelled after its records were queued, the log still holds the gate, so a reshard still
+    /// waits for them.
     async fn append_holding(
         &self,
         gate: tokio::sync::OwnedRwLockReadGuard<()>,
         entries: Vec<AppendEntry>,
     ) -> Result<Vec<kinesin_log::Appended>> {
-        let log = self.inner.log.clone();
-        tokio::spawn(async move {
-            let r = log.append(entries).await;
-            drop(gate);
-            r
-        })
-        .await
-        .map_err(|_| Error::InternalFailure("Internal service failure.".into()))?
-        .map_err(log_error)
+        self.inner
+            .log
+            .append_holding(entries, gate)
+            .await
+            .map_err(log_error)
     }
 
     /// Seals a record's data with the shard's current key, if the stream is encrypted.

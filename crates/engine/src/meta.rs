@@ -124,7 +124,14 @@ impl StreamMeta {
 }
 
 pub fn stream_key(account: &str, region: &str, name: &str) -> String {
-    format!("{account}/{region}/{name}")
+    // Built by hand: every data-plane request looks its stream up by this key.
+    let mut key = String::with_capacity(account.len() + region.len() + name.len() + 2);
+    key.push_str(account);
+    key.push('/');
+    key.push_str(region);
+    key.push('/');
+    key.push_str(name);
+    key
 }
 
 fn internal(e: impl std::fmt::Display) -> Error {

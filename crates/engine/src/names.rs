@@ -2,7 +2,17 @@
 
 /// `shardId-` + 12-digit zero-padded index.
 pub fn shard_id(index: u32) -> String {
-    format!("shardId-{index:012}")
+    // By hand (every PutRecord answers with one): "shardId-" and twelve digits, zero-padded.
+    let mut digits = [b'0'; 12];
+    let mut n = index;
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let mut id = String::with_capacity(20);
+    id.push_str("shardId-");
+    id.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+    id
 }
 
 /// Resolves a shard id as Kinesis does: by the number after the first `-` (or the whole string

@@ -113,31 +113,43 @@ impl SeqNum {
 
 impl fmt::Display for SeqNum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // 192-bit to decimal by repeated division by 10^19.
-        let mut w = self.to_words();
-        let mut chunks: Vec<u64> = Vec::with_capacity(4);
-        const BASE: u128 = 10_000_000_000_000_000_000;
-        while w.iter().any(|&x| x != 0) {
-            let mut rem: u128 = 0;
-            for word in w.iter_mut() {
-                let cur = (rem << 64) | *word as u128;
-                *word = (cur / BASE) as u64;
-                rem = cur % BASE;
+        // 192 bits as six 32-bit limbs, most significant first, turned into decimal nine digits
+        // at a time; every division is a u64 one by a constant (one is written per record).
+        let w = self.to_words();
+        let mut limbs = [
+            (w[0] >> 32) as u32,
+            w[0] as u32,
+            (w[1] >> 32) as u32,
+            w[1] as u32,
+            (w[2] >> 32) as u32,
+            w[2] as u32,
+        ];
+        const CHUNK: u64 = 1_000_000_000;
+        // 2^192 < 10^58: at most 58 digits, seven chunks of nine.
+        let mut digits = [b'0'; 63];
+        let mut end = digits.len();
+        loop {
+            let mut rem = 0u64;
+            for limb in limbs.iter_mut() {
+                let cur = (rem << 32) | u64::from(*limb);
+                *limb = (cur / CHUNK) as u32;
+                rem = cur % CHUNK;
             }
-            chunks.push(rem as u64);
-        }
-        let mut out = String::with_capacity(57);
-        for (i, c) in chunks.iter().rev().enumerate() {
-            if i == 0 {
-                out.push_str(&c.to_string());
-            } else {
-                out.push_str(&format!("{c:019}"));
+            for _ in 0..9 {
+                end -= 1;
+                digits[end] = b'0' + (rem % 10) as u8;
+                rem /= 10;
+            }
+            if limbs.iter().all(|&l| l == 0) {
+                break;
             }
         }
-        if out.is_empty() {
-            out.push('0');
-        }
-        f.write_str(&out)
+        let first = digits[end..]
+            .iter()
+            .position(|&d| d != b'0')
+            .map_or(digits.len() - 1, |i| end + i);
+        // Only ASCII digits were written.
+        f.write_str(std::str::from_utf8(&digits[first..]).unwrap_or("0"))
     }
 }
 

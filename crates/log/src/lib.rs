@@ -504,6 +504,17 @@ impl Log {
     /// Fails with [`LogError::TooLarge`] if a partition key exceeds 65,535 bytes, a record's data
     /// 64 MiB, or the whole append both `max_batch_bytes` and 65 MiB.
     pub async fn append(&self, entries: Vec<AppendEntry>) -> Result<Vec<Appended>> {
+        self.append_holding(entries, ()).await
+    }
+
+    /// [`Log::append`], keeping `hold` alive until the append is resolved — even if this future
+    /// is dropped after the records were queued (they are then still written). Callers use it
+    /// to keep a lock that must outlive every queued record without spawning a task per append.
+    pub async fn append_holding<H: Send + 'static>(
+        &self,
+        entries: Vec<AppendEntry>,
+        hold: H,
+    ) -> Result<Vec<Appended>> {
         let shared = self.shared();
         let mut bytes = 0usize;
         for entry in &entries {
@@ -555,6 +566,7 @@ impl Log {
                 entries,
                 bytes,
                 reply,
+                _hold: Box::new(hold),
             });
         }
         shared.pending_ready.notify_one();

@@ -49,6 +49,8 @@ pub(crate) struct Request {
     /// Encoded size of the records, to bound batches.
     pub bytes: usize,
     pub reply: oneshot::Sender<Result<Vec<Appended>>>,
+    /// Dropped with the request, after its reply is sent (see [`crate::Log::append_holding`]).
+    pub _hold: Box<dyn Send>,
 }
 
 /// Appends waiting for the writer. `closing` stops the writer once the queue is empty.

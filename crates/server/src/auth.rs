@@ -145,12 +145,22 @@ pub fn check(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>,
     let mut credential = None;
     let mut signed_headers = false;
     let mut signature = false;
-    for part in auth.split([',', ' ']).skip(1).filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+    // Split as bytes: a char-set split decodes UTF-8 char by char, and this runs per request.
+    // Pieces end at ASCII separators, so each is valid UTF-8 again.
+    for part in auth
+        .as_bytes()
+        .split(|&b| b == b',' || b == b' ')
+        .skip(1)
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = match part.iter().position(|&b| b == b'=') {
+            Some(at) => (&part[..at], &part[at + 1..]),
+            None => (part, &[][..]),
+        };
         match k {
-            "Credential" => credential = Some(v),
-            "SignedHeaders" => signed_headers = true,
-            "Signature" => signature = true,
+            b"Credential" => credential = std::str::from_utf8(v).ok(),
+            b"SignedHeaders" => signed_headers = true,
+            b"Signature" => signature = true,
             _ => {}
         }
     }

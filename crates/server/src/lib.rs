@@ -11,6 +11,7 @@ mod authz;
 mod body;
 mod dispatch;
 mod idle;
+mod ids;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -263,23 +264,28 @@ struct Seen {
 }
 
 async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let user_agent = header("user-agent");
-    let access_key_id = header("authorization").and_then(|a| {
-        a.split("Credential=")
-            .nth(1)
-            .and_then(|c| c.split('/').next())
-            .map(str::to_owned)
+    // What only the audit log needs is taken from the head only when there is an audit log.
+    let audit_head = shared.cfg.audit.as_ref().map(|_| {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let access_key_id = header("authorization").and_then(|a| {
+            a.split("Credential=")
+                .nth(1)
+                .and_then(|c| c.split('/').next())
+                .map(str::to_owned)
+        });
+        (header("user-agent"), access_key_id)
     });
     let mut seen = Seen::default();
     let mut resp = route(shared, req, &mut seen).await;
-    let id = request_id();
-    if let (Some(audit), Some(op)) = (&shared.cfg.audit, &seen.operation) {
+    let id = ids::RequestId::new();
+    if let (Some(audit), Some(op), Some((user_agent, access_key_id))) =
+        (&shared.cfg.audit, &seen.operation, audit_head)
+    {
         if audit.wants(op) {
             let record = kinesin_wire::audit::AuditRecord {
                 time_secs: std::time::SystemTime::now()
@@ -297,7 +303,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Re
                 user: seen.user.clone(),
                 access_key_id,
                 resource_arn: seen.resource.clone(),
-                request_id: id.clone(),
+                request_id: id.as_str().to_owned(),
                 http_status: resp.status().as_u16(),
                 error_code: resp
                     .headers()
@@ -310,43 +316,16 @@ async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Re
         }
     }
     let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = id.header() {
         headers.insert("x-amzn-RequestId", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&extended_request_id()) {
+    if let Some(v) = ids::extended_request_id() {
         headers.insert("x-amz-id-2", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(std::time::SystemTime::now())) {
+    if let Some(v) = ids::date() {
         headers.insert(http::header::DATE, v);
     }
     resp
-}
-
-fn request_id() -> String {
-    let b: [u8; 16] = rand::random();
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-        u16::from_be_bytes([b[4], b[5]]),
-        (u16::from_be_bytes([b[6], b[7]]) & 0x0fff) | 0x4000,
-        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
-        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
-    )
-}
-
-fn extended_request_id() -> String {
-    use std::fmt::Write;
-    // 72 random bytes, base64 (96 chars), as AWS sends; hand-rolled to avoid a dependency here.
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes: [[u8; 24]; 3] = rand::random();
-    let mut out = String::with_capacity(96);
-    for chunk in bytes.iter().flat_map(|c| c.chunks(3)) {
-        let n = ((chunk[0] as u32) << 16) | ((chunk[1] as u32) << 8) | chunk[2] as u32;
-        for shift in [18, 12, 6, 0] {
-            let _ = out.write_char(ALPHABET[((n >> shift) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 fn raw(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
