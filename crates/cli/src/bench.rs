@@ -36,6 +36,9 @@ pub enum BenchCommand {
     /// Fill a spawned server with many shards and much data (default 10,000 shards, 10 GiB);
     /// report memory, and start-up time after a clean stop and after SIGKILL.
     Scale(crate::scale::ScaleArgs),
+    /// A do-nothing Kinesis endpoint (the ceiling `bench compare` measures).
+    #[command(hide = true)]
+    NullServer(crate::compare::NullServerArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -310,6 +310,9 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(b) => match b.command {
             Some(bench::BenchCommand::Compare(args)) => runtime.block_on(compare::run(args)),
             Some(bench::BenchCommand::Scale(args)) => runtime.block_on(scale::run(args)),
+            Some(bench::BenchCommand::NullServer(args)) => {
+                runtime.block_on(compare::null_server(args))
+            }
             None => runtime.block_on(bench::run(b.run)),
         },
         Command::Keys(args) => keys(
