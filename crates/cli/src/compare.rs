@@ -30,6 +30,11 @@ pub struct CompareArgs {
     /// PutRecord connection counts to try.
     #[arg(long, default_value = "1,16,64,256")]
     put_record_connections: String,
+    /// Rounds: every implementation and ceiling is measured this many times, in turn, and each
+    /// figure reported is the median of its rounds. (This machine's speed drifts by ±20% over
+    /// minutes, so a single pass can favour whoever ran in a fast minute.)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    rounds: u32,
     /// JSON report path.
     #[arg(long, default_value = "bench-compare.json")]
     out: PathBuf,
@@ -372,6 +377,39 @@ fn disk_probe(dir: &Path) -> anyhow::Result<f64> {
     Ok(128.0 * 1.048576 / secs)
 }
 
+/// The median of several rounds' reports, figure by figure: numbers are replaced by their
+/// median over the rounds that have them (the lower middle one for an even count); anything
+/// else comes from the first round that has it. Failed rounds (an `error` object) are left
+/// out unless every round failed.
+fn median(rounds: &[Value]) -> Value {
+    let ok: Vec<&Value> = rounds
+        .iter()
+        .filter(|r| r.get("error").is_none() && !r.is_null())
+        .collect();
+    let Some(first) = ok.first() else {
+        return rounds.first().cloned().unwrap_or(Value::Null);
+    };
+    match first {
+        Value::Object(map) => Value::Object(
+            map.keys()
+                .map(|k| {
+                    let children: Vec<Value> =
+                        ok.iter().filter_map(|r| r.get(k).cloned()).collect();
+                    (k.clone(), median(&children))
+                })
+                .collect(),
+        ),
+        Value::Number(_) => {
+            let mut xs: Vec<f64> = ok.iter().filter_map(|v| v.as_f64()).collect();
+            xs.sort_by(f64::total_cmp);
+            xs.get((xs.len() - 1) / 2)
+                .copied()
+                .map_or(Value::Null, Value::from)
+        }
+        other => (*other).clone(),
+    }
+}
+
 fn cell(v: &Value, path: &[String]) -> Option<f64> {
     let mut cur = v;
     for p in path {
@@ -388,26 +426,42 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         .filter_map(|c| c.trim().parse().ok())
         .collect();
     let not_installed = install_peers(&args.peers_dir, &want);
-    let mut results = serde_json::Map::new();
-    for name in &want {
-        if not_installed.iter().any(|f| {
-            f.starts_with(name) || (name == &"kinesis-mock" && f.starts_with("kinesis-local"))
-        }) {
-            results.insert(name.to_string(), json!({"error": "could not be installed"}));
-            continue;
+    let mut rounds: Vec<(String, Vec<Value>)> =
+        want.iter().map(|n| (n.to_string(), Vec::new())).collect();
+    let mut null_rates = Vec::new();
+    let mut disks = Vec::new();
+    for round in 1..=args.rounds {
+        for (name, measured) in rounds.iter_mut() {
+            if not_installed.iter().any(|f| {
+                f.starts_with(name.as_str())
+                    || (name == "kinesis-mock" && f.starts_with("kinesis-local"))
+            }) {
+                measured.push(json!({"error": "could not be installed"}));
+                continue;
+            }
+            eprintln!("round {round}/{}: measuring {name}", args.rounds);
+            let r = measure(name, &args.peers_dir, &args, &conns)
+                .await
+                .unwrap_or_else(|e| json!({"error": e.to_string()}));
+            measured.push(r);
         }
-        eprintln!("measuring {name}");
-        let r = measure(name, &args.peers_dir, &args, &conns)
-            .await
-            .unwrap_or_else(|e| json!({"error": e.to_string()}));
-        results.insert(name.to_string(), r);
+        eprintln!(
+            "round {round}/{}: measuring the machine's ceilings",
+            args.rounds
+        );
+        null_rates.push(null_server_rate(args.seconds).await.unwrap_or(Value::Null));
+        disks.push(disk_probe(&std::env::temp_dir()).map_or(Value::Null, Value::from));
     }
-    eprintln!("measuring the machine's ceilings");
-    let null_rate = null_server_rate(args.seconds).await.unwrap_or(Value::Null);
-    let disk = disk_probe(&std::env::temp_dir()).ok();
+    let results: serde_json::Map<String, Value> = rounds
+        .into_iter()
+        .map(|(name, measured)| (name, median(&measured)))
+        .collect();
+    let null_rate = median(&null_rates);
+    let disk = median(&disks);
     let report = json!({
         "tool": "kinesin bench compare",
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "implementations": results,
         "ceilings": {"null_server_requests_per_sec_64_conns": null_rate, "disk_synced_write_mb_per_sec": disk},
     });
@@ -489,11 +543,36 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         md.push('\n');
     }
     md.push_str(&format!(
-        "\nCeilings in the same run: a do-nothing HTTP server answered {} requests/s at 64 connections; the disk wrote {} MB/s with an fdatasync per MiB.\n",
+        "\nEvery figure is the median of {} round(s), the implementations measured in turn within each round. Ceilings in the same run: a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections; the disk wrote {} MB/s with an fdatasync per MiB.\n",
+        args.rounds,
         report["ceilings"]["null_server_requests_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
-        disk.map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
+        disk.as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
     ));
     std::fs::write(&args.markdown, &md)?;
     println!("{md}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_takes_each_figure_over_the_rounds_that_have_it() {
+        let rounds = [
+            json!({"a": 3.0, "b": {"c": 10, "d": "x"}, "e": 1}),
+            json!({"error": "server did not start"}),
+            json!({"a": 1.0, "b": {"c": 30, "d": "y"}}),
+            json!({"a": 2.0, "b": {"c": 20, "d": "z"}, "e": 5}),
+        ];
+        let m = median(&rounds);
+        assert_eq!(m["a"].as_f64(), Some(2.0));
+        assert_eq!(m["b"]["c"].as_f64(), Some(20.0));
+        assert_eq!(m["b"]["d"], "x");
+        // Two rounds have `e`: the lower middle one.
+        assert_eq!(m["e"].as_f64(), Some(1.0));
+        let failed = [json!({"error": "e1"}), json!({"error": "e2"})];
+        assert_eq!(median(&failed)["error"], "e1");
+        assert_eq!(median(&[Value::Null, json!(7)]).as_f64(), Some(7.0));
+    }
 }
