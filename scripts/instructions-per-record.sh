@@ -22,10 +22,10 @@ for _ in $(seq 150); do
     curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break
     sleep 0.2
 done
-callgrind_control -z "$VG" >/dev/null
+callgrind_control -z "$VG" >/dev/null 2>&1
 "$BIN" bench --endpoint "http://127.0.0.1:$PORT" --phases "$PHASE" --seconds "$SECONDS_" \
     --put-record-connections 16 --put-records-in-flight 2 >"$WORK/bench.json" 2>/dev/null
-callgrind_control -d "$VG" >/dev/null
+callgrind_control -d "$VG" >/dev/null 2>&1
 sleep 1
 kill "$VG"
 wait "$VG" 2>/dev/null || true
