@@ -290,42 +290,126 @@ async fn measure(
 }
 
 /// `kinesin bench null-server`: a do-nothing Kinesis endpoint, the most any server could
-/// answer on this machine. It reads each request whole and answers with a fixed body.
+/// answer on this machine. It reads each request whole and answers with a fixed body. With
+/// `--fsync-dir` it is the most any *durable* server could acknowledge: each body is appended to
+/// a file and answered only after an fdatasync covers it, with group commit (one write and one
+/// sync for everything that arrived meanwhile) and nothing else.
 #[derive(clap::Args, Debug)]
 pub struct NullServerArgs {
     /// Address to listen on.
     #[arg(long)]
     pub listen: SocketAddr,
+    /// Append bodies to a preallocated, already-written file in this directory and acknowledge
+    /// after fdatasync.
+    #[arg(long)]
+    pub fsync_dir: Option<PathBuf>,
+}
+
+/// A body to make durable, and who to tell.
+type SyncRequest = (Bytes, tokio::sync::oneshot::Sender<()>);
+
+/// Size of the synced null server's file (written over and over, like a recycled segment).
+const SYNCED_FILE_BYTES: u64 = 64 << 20;
+
+/// The synced null server's group commit: take everything waiting, one write, one fdatasync,
+/// answer all.
+fn group_commit(file: std::fs::File, mut queue: tokio::sync::mpsc::Receiver<SyncRequest>) {
+    use std::os::unix::fs::FileExt;
+    let mut offset = 0u64;
+    let mut buf = Vec::new();
+    let mut batch = Vec::new();
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while let Ok(more) = queue.try_recv() {
+            batch.push(more);
+        }
+        buf.clear();
+        for (body, _) in &batch {
+            buf.extend_from_slice(body);
+        }
+        if offset + buf.len() as u64 > SYNCED_FILE_BYTES {
+            offset = 0;
+        }
+        let written = file
+            .write_all_at(&buf, offset)
+            .and_then(|()| file.sync_data());
+        offset += buf.len() as u64;
+        for (_, reply) in batch.drain(..) {
+            // Unacknowledged on failure: the client sees the connection's request fail.
+            if written.is_ok() {
+                let _ = reply.send(());
+            }
+        }
+    }
 }
 
 pub async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
+    let durable = match &args.fsync_dir {
+        Some(dir) => {
+            let path = dir.join(format!("kinesin-null-{}", std::process::id()));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
+            // Written once and synced, so later syncs pay for data only (no extent changes).
+            let chunk = vec![0u8; 1 << 20];
+            for i in 0..SYNCED_FILE_BYTES >> 20 {
+                std::os::unix::fs::FileExt::write_all_at(&file, &chunk, i << 20)?;
+            }
+            file.sync_all()?;
+            let _ = std::fs::remove_file(&path);
+            let (tx, rx) = tokio::sync::mpsc::channel::<SyncRequest>(4096);
+            std::thread::spawn(move || group_commit(file, rx));
+            Some(tx)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
+        let durable = durable.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(
-                |req: http::Request<hyper::body::Incoming>| async move {
-                    let target = req
-                        .headers()
-                        .get("x-amz-target")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string();
-                    // Any real server reads the request it answers.
-                    let _ = http_body_util::BodyExt::collect(req.into_body()).await;
-                    let body: &'static str = match target.rsplit('.').next() {
-                        Some("DescribeStreamSummary") => {
-                            r#"{"StreamDescriptionSummary":{"StreamStatus":"ACTIVE"}}"#
+                move |req: http::Request<hyper::body::Incoming>| {
+                    let durable = durable.clone();
+                    async move {
+                        let target = req
+                            .headers()
+                            .get("x-amz-target")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        // Any real server reads the request it answers.
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let write =
+                            target.ends_with(".PutRecord") || target.ends_with(".PutRecords");
+                        if let (Some(queue), true) = (durable, write) {
+                            let (reply, synced) = tokio::sync::oneshot::channel();
+                            if queue.send((body, reply)).await.is_err() || synced.await.is_err() {
+                                let mut r = http::Response::new(Full::new(Bytes::new()));
+                                *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                                return Ok::<_, std::convert::Infallible>(r);
+                            }
                         }
-                        Some("ListShards") => r#"{"Shards":[]}"#,
-                        _ => {
-                            r#"{"ShardId":"shardId-000000000000","SequenceNumber":"1","FailedRecordCount":0,"Records":[]}"#
-                        }
-                    };
-                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
-                        Bytes::from_static(body.as_bytes()),
-                    )))
+                        let body: &'static str = match target.rsplit('.').next() {
+                            Some("DescribeStreamSummary") => {
+                                r#"{"StreamDescriptionSummary":{"StreamStatus":"ACTIVE"}}"#
+                            }
+                            Some("ListShards") => r#"{"Shards":[]}"#,
+                            _ => {
+                                r#"{"ShardId":"shardId-000000000000","SequenceNumber":"1","FailedRecordCount":0,"Records":[]}"#
+                            }
+                        };
+                        Ok(http::Response::new(Full::new(Bytes::from_static(
+                            body.as_bytes(),
+                        ))))
+                    }
                 },
             );
             let _ = hyper::server::conn::http1::Builder::new()
@@ -335,13 +419,18 @@ pub async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The null server's PutRecord rate at 64 connections, run as its own process like every
-/// server measured (in the bench's own process it shares the client's threads and skips the
-/// wake-ups between processes, which made it look up to ~1.6 times faster).
-async fn null_server_rate(seconds: u64) -> anyhow::Result<Value> {
+/// The null server's PutRecord rate at 64 connections (synced: acknowledging after fdatasync),
+/// run as its own process like every server measured (in the bench's own process it shares the
+/// client's threads and skips the wake-ups between processes, which made it look up to ~1.6
+/// times faster).
+async fn null_server_rate(seconds: u64, synced: bool) -> anyhow::Result<Value> {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let child = Command::new(std::env::current_exe()?)
-        .args(["bench", "null-server", "--listen", &addr.to_string()])
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["bench", "null-server", "--listen", &addr.to_string()]);
+    if synced {
+        cmd.arg("--fsync-dir").arg(std::env::temp_dir());
+    }
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -429,6 +518,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let mut rounds: Vec<(String, Vec<Value>)> =
         want.iter().map(|n| (n.to_string(), Vec::new())).collect();
     let mut null_rates = Vec::new();
+    let mut synced_null_rates = Vec::new();
     let mut disks = Vec::new();
     for round in 1..=args.rounds {
         for (name, measured) in rounds.iter_mut() {
@@ -449,7 +539,16 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
             "round {round}/{}: measuring the machine's ceilings",
             args.rounds
         );
-        null_rates.push(null_server_rate(args.seconds).await.unwrap_or(Value::Null));
+        null_rates.push(
+            null_server_rate(args.seconds, false)
+                .await
+                .unwrap_or(Value::Null),
+        );
+        synced_null_rates.push(
+            null_server_rate(args.seconds, true)
+                .await
+                .unwrap_or(Value::Null),
+        );
         disks.push(disk_probe(&std::env::temp_dir()).map_or(Value::Null, Value::from));
     }
     let results: serde_json::Map<String, Value> = rounds
@@ -457,13 +556,18 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         .map(|(name, measured)| (name, median(&measured)))
         .collect();
     let null_rate = median(&null_rates);
+    let synced_null_rate = median(&synced_null_rates);
     let disk = median(&disks);
     let report = json!({
         "tool": "kinesin bench compare",
         "seconds": args.seconds,
         "rounds": args.rounds,
         "implementations": results,
-        "ceilings": {"null_server_requests_per_sec_64_conns": null_rate, "disk_synced_write_mb_per_sec": disk},
+        "ceilings": {
+            "null_server_requests_per_sec_64_conns": null_rate,
+            "synced_null_server_acks_per_sec_64_conns": synced_null_rate,
+            "disk_synced_write_mb_per_sec": disk,
+        },
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
 
@@ -543,9 +647,10 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         md.push('\n');
     }
     md.push_str(&format!(
-        "\nEvery figure is the median of {} round(s), the implementations measured in turn within each round. Ceilings in the same run: a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections; the disk wrote {} MB/s with an fdatasync per MiB.\n",
+        "\nEvery figure is the median of {} round(s), the implementations measured in turn within each round. Ceilings in the same run: a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections, and {} PutRecord acks/s when it acknowledged each body only after a group-committed fdatasync; the disk wrote {} MB/s with an fdatasync per MiB.\n",
         args.rounds,
         report["ceilings"]["null_server_requests_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
+        report["ceilings"]["synced_null_server_acks_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         disk.as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
     ));
     std::fs::write(&args.markdown, &md)?;
