@@ -382,8 +382,10 @@ pub async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or_default()
                             .to_string();
-                        // Any real server reads the request it answers.
-                        let body = http_body_util::BodyExt::collect(req.into_body())
+                        // Any real server reads the request it answers (bounded: Kinesis
+                        // takes requests up to 10 MiB, plus their encoding).
+                        let limited = http_body_util::Limited::new(req.into_body(), 16 << 20);
+                        let body = http_body_util::BodyExt::collect(limited)
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
