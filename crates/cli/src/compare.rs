@@ -553,9 +553,33 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         );
         disks.push(disk_probe(&std::env::temp_dir()).map_or(Value::Null, Value::from));
     }
+    // The headline figures of every round next to the medians, so the spread is visible.
+    let headline = |r: &Value| {
+        let figure = |path: &[&str]| {
+            let mut cur = r;
+            for p in path {
+                cur = cur.get(*p).unwrap_or(&Value::Null);
+            }
+            cur.clone()
+        };
+        json!({
+            "put_records_records_per_sec": figure(&["scenarios", "put_records", "records_per_sec"]),
+            "put_record_64_acks_per_sec": figure(&["scenarios", "put_record_64", "records_per_sec"]),
+            "get_records_mb_per_sec": figure(&["scenarios", "get_records", "mb_per_sec"]),
+        })
+    };
     let results: serde_json::Map<String, Value> = rounds
         .into_iter()
-        .map(|(name, measured)| (name, median(&measured)))
+        .map(|(name, measured)| {
+            let mut summary = median(&measured);
+            if let Value::Object(map) = &mut summary {
+                map.insert(
+                    "each_round".into(),
+                    Value::Array(measured.iter().map(headline).collect()),
+                );
+            }
+            (name, summary)
+        })
         .collect();
     let null_rate = median(&null_rates);
     let synced_null_rate = median(&synced_null_rates);
@@ -569,6 +593,11 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
             "null_server_requests_per_sec_64_conns": null_rate,
             "synced_null_server_acks_per_sec_64_conns": synced_null_rate,
             "disk_synced_write_mb_per_sec": disk,
+            "each_round": {
+                "null_server_requests_per_sec_64_conns": null_rates,
+                "synced_null_server_acks_per_sec_64_conns": synced_null_rates,
+                "disk_synced_write_mb_per_sec": disks,
+            },
         },
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
