@@ -183,6 +183,15 @@ fn start(name: &str, peers: &Path) -> anyhow::Result<Running> {
             ]);
             c
         }
+        // The ceilings (see `null_server_rate`).
+        "null-server" | "synced-null-server" => {
+            let mut c = Command::new(std::env::current_exe()?);
+            c.args(["bench", "null-server", "--listen", &addr.to_string()]);
+            if name == "synced-null-server" {
+                c.arg("--fsync-dir").arg(std::env::temp_dir());
+            }
+            c
+        }
         other => anyhow::bail!("unknown implementation {other}"),
     };
     let child = cmd
@@ -426,30 +435,21 @@ pub async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
 /// client's threads and skips the wake-ups between processes, which made it look up to ~1.6
 /// times faster).
 async fn null_server_rate(seconds: u64, synced: bool) -> anyhow::Result<Value> {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(["bench", "null-server", "--listen", &addr.to_string()]);
-    if synced {
-        cmd.arg("--fsync-dir").arg(std::env::temp_dir());
-    }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("spawning the null server")?;
-    let _running = Running {
-        child,
-        addr,
-        _dir: None,
+    let name = if synced {
+        "synced-null-server"
+    } else {
+        "null-server"
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        if Instant::now() > deadline {
-            anyhow::bail!("the null server did not listen within 30 s");
+    let server = start(name, Path::new(""))?;
+    let started = Instant::now();
+    while !bench::answers_list_streams(server.addr).await {
+        if started.elapsed() > Duration::from_secs(30) {
+            anyhow::bail!("the {name} did not answer within 30 s");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let phases = bench::run_phases(&bench_args(seconds, "put-record", 4, 64), addr, None).await?;
+    let phases =
+        bench::run_phases(&bench_args(seconds, "put-record", 4, 64), server.addr, None).await?;
     Ok(phases["put_record"]["records_per_sec"].clone())
 }
 
@@ -501,12 +501,13 @@ fn median(rounds: &[Value]) -> Value {
     }
 }
 
+/// The value at `path` (object keys) in a report.
+fn at<'v, S: AsRef<str>>(v: &'v Value, path: &[S]) -> Option<&'v Value> {
+    path.iter().try_fold(v, |cur, p| cur.get(p.as_ref()))
+}
+
 fn cell(v: &Value, path: &[String]) -> Option<f64> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(p.as_str())?;
-    }
-    cur.as_f64()
+    at(v, path)?.as_f64()
 }
 
 pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
@@ -555,13 +556,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     // The headline figures of every round next to the medians, so the spread is visible.
     let headline = |r: &Value| {
-        let figure = |path: &[&str]| {
-            let mut cur = r;
-            for p in path {
-                cur = cur.get(*p).unwrap_or(&Value::Null);
-            }
-            cur.clone()
-        };
+        let figure = |path: &[&str]| at(r, path).cloned().unwrap_or(Value::Null);
         json!({
             "put_records_records_per_sec": figure(&["scenarios", "put_records", "records_per_sec"]),
             "put_record_64_acks_per_sec": figure(&["scenarios", "put_record_64", "records_per_sec"]),
