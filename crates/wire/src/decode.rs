@@ -202,11 +202,8 @@ fn float_timestamp(f: f64, protocol: Protocol) -> Result<i64, WireError> {
 
 /// Strict standard base64 with padding, with the texts coral uses for each kind of mistake.
 fn decode_base64(s: &str) -> Result<Bytes, WireError> {
-    // Fast path (SIMD; a scalar decoder was an eighth of PutRecord's instructions): whatever
-    // the strict decoder accepts — canonical padding, zero trailing bits — passes all of coral's
-    // checks below.
-    if let Ok(bytes) = base64_simd::STANDARD.decode_to_vec(s) {
-        return Ok(Bytes::from(bytes));
+    if let Some(bytes) = decode_base64_strict(s.as_bytes()) {
+        return Ok(bytes);
     }
     let fail = |why: String| type_error(format!("'{s}' can not be converted to a Blob: {why}"));
     let len = utf16_len(s);
@@ -226,6 +223,16 @@ fn decode_base64(s: &str) -> Result<Bytes, WireError> {
     Err(fail(
         "Invalid last non-pad Base64 character dectected".to_owned(),
     ))
+}
+
+/// Strict standard base64 (SIMD; a scalar decoder was an eighth of PutRecord's instructions):
+/// whatever it accepts — canonical padding, zero trailing bits — passes all of coral's checks.
+/// `None` for anything else, including backslashes and control characters.
+pub(crate) fn decode_base64_strict(text: &[u8]) -> Option<Bytes> {
+    base64_simd::STANDARD
+        .decode_to_vec(text)
+        .ok()
+        .map(Bytes::from)
 }
 
 /// A string's length as Java counts it (UTF-16 code units).
@@ -446,6 +453,20 @@ fn string_violations(rules: &StrShape, s: &str) -> Vec<String> {
         ));
     }
     found
+}
+
+/// Whether `s` satisfies the string shape `shape` with no violation (for the fast decoder:
+/// the same rules validation applies).
+pub(crate) fn string_valid(shape: &Shape, s: &str) -> bool {
+    matches!(shape, Shape::Str(rules) if string_violations(rules, s).is_empty())
+}
+
+/// Whether `len` is within the length limits of a blob or list shape.
+pub(crate) fn length_valid(shape: &Shape, len: usize) -> bool {
+    let (Shape::Blob { min, max } | Shape::List { min, max, .. }) = shape else {
+        return false;
+    };
+    min.is_none_or(|m| len >= m) && max.is_none_or(|m| len <= m)
 }
 
 /// Whether a list element / map key / map value satisfies its (scalar) shape.
