@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use crate::seqnum::SeqNum;
+
 /// Epoch milliseconds.
 pub type Millis = i64;
 
@@ -349,18 +351,17 @@ pub struct ListShardsOutput {
 
 #[derive(Debug, Clone)]
 pub struct PutRecordOutput {
-    pub shard_id: String,
-    pub sequence_number: String,
+    /// The record's sequence number; its `shard_index` names the shard it went to. Kept as
+    /// numbers, so the wire layer writes both straight into the response without allocating.
+    pub sequence_number: SeqNum,
     pub encryption_type: Option<EncryptionType>,
 }
 
 /// One result per request entry, in request order: either success or a per-record failure.
 #[derive(Debug, Clone)]
 pub enum PutRecordsResultEntry {
-    Ok {
-        shard_id: String,
-        sequence_number: String,
-    },
+    /// As in [`PutRecordOutput`]: the shard is the sequence number's `shard_index`.
+    Ok { sequence_number: SeqNum },
     Failed {
         error_code: String,
         error_message: String,

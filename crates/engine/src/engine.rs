@@ -1213,8 +1213,12 @@ impl Engine {
             .first()
             .ok_or_else(|| Error::InternalFailure("Internal service failure.".into()))?;
         Ok(PutRecordOutput {
-            shard_id: shard_id(shard.index),
-            sequence_number: Self::seq_string(&shard, a.position, a.arrival_ms),
+            sequence_number: record_seq_num(
+                shard.index,
+                shard.created_ms,
+                a.position,
+                a.arrival_ms,
+            ),
             encryption_type: encryption,
         })
     }
@@ -1305,8 +1309,12 @@ impl Engine {
             .map(|slot| match slot {
                 Ok((index, created_ms)) => match appended.next() {
                     Some(a) => PutRecordsResultEntry::Ok {
-                        shard_id: shard_id(index),
-                        sequence_number: record_seq(index, created_ms, a.position, a.arrival_ms),
+                        sequence_number: record_seq_num(
+                            index,
+                            created_ms,
+                            a.position,
+                            a.arrival_ms,
+                        ),
                     },
                     None => {
                         failed += 1;
@@ -1816,13 +1824,22 @@ fn children_of(meta: &StreamMeta, index: u32) -> Vec<ChildShard> {
 /// the shard's StartingSequenceNumber, which sorts before every record, so "after the starting
 /// sequence number" means "from the first record", and a resume point can always be named.
 fn record_seq(shard_index: u32, shard_created_ms: i64, position: u64, arrival_ms: i64) -> String {
+    record_seq_num(shard_index, shard_created_ms, position, arrival_ms).to_string()
+}
+
+/// [`record_seq`] as numbers.
+fn record_seq_num(
+    shard_index: u32,
+    shard_created_ms: i64,
+    position: u64,
+    arrival_ms: i64,
+) -> SeqNum {
     SeqNum {
         shard_created_secs: (shard_created_ms / 1000) as u64,
         counter: position + 1,
         arrival_secs: (arrival_ms / 1000) as u64,
         shard_index,
     }
-    .to_string()
 }
 
 /// The log position a sequence number's counter names: AT the record with that counter, or

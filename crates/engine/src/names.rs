@@ -2,17 +2,22 @@
 
 /// `shardId-` + 12-digit zero-padded index.
 pub fn shard_id(index: u32) -> String {
-    // By hand (every PutRecord answers with one): "shardId-" and twelve digits, zero-padded.
-    let mut digits = [b'0'; 12];
+    write_shard_id(index, &mut [0; SHARD_ID_LEN]).to_owned()
+}
+
+/// The length of every shard id we make.
+pub const SHARD_ID_LEN: usize = 20;
+
+/// [`shard_id`] written into `buf`, without allocating (every written record answers with one).
+pub fn write_shard_id(index: u32, buf: &mut [u8; SHARD_ID_LEN]) -> &str {
+    buf[..8].copy_from_slice(b"shardId-");
     let mut n = index;
-    for slot in digits.iter_mut().rev() {
+    for slot in buf[8..].iter_mut().rev() {
         *slot = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    let mut id = String::with_capacity(20);
-    id.push_str("shardId-");
-    id.push_str(std::str::from_utf8(&digits).unwrap_or_default());
-    id
+    // Only ASCII was written.
+    std::str::from_utf8(buf).unwrap_or_default()
 }
 
 /// Resolves a shard id as Kinesis does: by the number after the first `-` (or the whole string

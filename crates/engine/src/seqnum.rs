@@ -111,10 +111,23 @@ impl SeqNum {
     }
 }
 
-impl fmt::Display for SeqNum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// Room for any sequence number in decimal (2^192 < 10^58), rounded up to whole nine-digit
+/// chunks.
+pub const DECIMAL_BUFFER: usize = 63;
+
+/// "00" to "99", for writing two digits at a time.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+impl SeqNum {
+    /// The decimal form, written into `buf` without allocating (one is written per record).
+    pub fn write_decimal(self, buf: &mut [u8; DECIMAL_BUFFER]) -> &str {
         // 192 bits as six 32-bit limbs, most significant first, turned into decimal nine digits
-        // at a time; every division is a u64 one by a constant (one is written per record).
+        // at a time; every division is a u64 one by a constant, and limbs already divided down
+        // to zero are skipped.
         let w = self.to_words();
         let mut limbs = [
             (w[0] >> 32) as u32,
@@ -125,31 +138,45 @@ impl fmt::Display for SeqNum {
             w[2] as u32,
         ];
         const CHUNK: u64 = 1_000_000_000;
-        // 2^192 < 10^58: at most 58 digits, seven chunks of nine.
-        let mut digits = [b'0'; 63];
-        let mut end = digits.len();
-        loop {
+        buf.fill(b'0');
+        let mut top = 0;
+        let mut end = buf.len();
+        while end >= 9 && top < limbs.len() {
+            let Some(live) = limbs.get_mut(top..) else {
+                break;
+            };
             let mut rem = 0u64;
-            for limb in limbs.iter_mut() {
+            for limb in live.iter_mut() {
                 let cur = (rem << 32) | u64::from(*limb);
                 *limb = (cur / CHUNK) as u32;
                 rem = cur % CHUNK;
             }
-            for _ in 0..9 {
-                end -= 1;
-                digits[end] = b'0' + (rem % 10) as u8;
-                rem /= 10;
+            // rem < 10^9: four pairs and a single digit.
+            let mut chunk = rem as u32;
+            for _ in 0..4 {
+                let pair = (chunk % 100) as usize * 2;
+                chunk /= 100;
+                end -= 2;
+                buf[end..end + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
             }
-            if limbs.iter().all(|&l| l == 0) {
-                break;
+            end -= 1;
+            buf[end] = b'0' + chunk as u8;
+            while limbs.get(top) == Some(&0) {
+                top += 1;
             }
         }
-        let first = digits[end..]
+        let first = buf
             .iter()
             .position(|&d| d != b'0')
-            .map_or(digits.len() - 1, |i| end + i);
+            .unwrap_or(DECIMAL_BUFFER - 1);
         // Only ASCII digits were written.
-        f.write_str(std::str::from_utf8(&digits[first..]).unwrap_or("0"))
+        std::str::from_utf8(&buf[first..]).unwrap_or("0")
+    }
+}
+
+impl fmt::Display for SeqNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.write_decimal(&mut [0; DECIMAL_BUFFER]))
     }
 }
 

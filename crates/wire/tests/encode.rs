@@ -7,6 +7,7 @@ use bytes::Bytes;
 use ciborium::Value as C;
 use kinesin_engine::api::*;
 use kinesin_engine::api_ops::*;
+use kinesin_engine::seqnum::SeqNum;
 use kinesin_wire::{
     decode_request, encode_engine_error, encode_response, encode_wire_error, Protocol, Request,
     Response, WireError,
@@ -58,29 +59,30 @@ fn empty_responses_have_empty_bodies() {
 
 #[test]
 fn put_record_and_put_records() {
+    let seq = |s: &str| SeqNum::parse(s).expect("one of our sequence numbers");
+    // Shard 6's number from kinesis-api.md §3.4.
+    let six = seq("49590338271490256608559692538361571095921575989136588898");
     let r = Response::PutRecord(PutRecordOutput {
-        shard_id: "shardId-000000000000".into(),
-        sequence_number: "49647888802562419836923936470999665672519603631991816194".into(),
+        sequence_number: six,
         encryption_type: None,
     });
     assert_eq!(
         json(&r),
-        r#"{"ShardId":"shardId-000000000000","SequenceNumber":"49647888802562419836923936470999665672519603631991816194"}"#
+        r#"{"ShardId":"shardId-000000000006","SequenceNumber":"49590338271490256608559692538361571095921575989136588898"}"#
     );
     let r = Response::PutRecord(PutRecordOutput {
-        shard_id: "s".into(),
-        sequence_number: "1".into(),
+        sequence_number: six,
         encryption_type: Some(EncryptionType::Kms),
     });
     assert_eq!(
         json(&r),
-        r#"{"ShardId":"s","SequenceNumber":"1","EncryptionType":"KMS"}"#
+        r#"{"ShardId":"shardId-000000000006","SequenceNumber":"49590338271490256608559692538361571095921575989136588898","EncryptionType":"KMS"}"#
     );
 
     let r = Response::PutRecords(PutRecordsOutput {
         failed_record_count: 1,
         records: vec![
-            PutRecordsResultEntry::Ok { shard_id: "shardId-000000000001".into(), sequence_number: "42".into() },
+            PutRecordsResultEntry::Ok { sequence_number: six },
             PutRecordsResultEntry::Failed {
                 error_code: "ProvisionedThroughputExceededException".into(),
                 error_message: "Rate exceeded for shard shardId-000000000001 in stream s1 under account 000000000000.".into(),
@@ -90,7 +92,7 @@ fn put_record_and_put_records() {
     });
     assert_eq!(
         json(&r),
-        r#"{"FailedRecordCount":1,"Records":[{"SequenceNumber":"42","ShardId":"shardId-000000000001"},{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard shardId-000000000001 in stream s1 under account 000000000000."}]}"#
+        r#"{"FailedRecordCount":1,"Records":[{"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":"shardId-000000000006"},{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard shardId-000000000001 in stream s1 under account 000000000000."}]}"#
     );
     let c = cbor(&r);
     assert_eq!(get(&c, "FailedRecordCount"), &C::Integer(1.into()));
