@@ -130,9 +130,16 @@ fn query_has(query: Option<&str>, name: &str) -> bool {
 
 /// Returns the region named by the credential scope, if any.
 pub fn check(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, AuthError> {
+    // `HeaderValue::to_str`'s rule (visible ASCII or tab), checked without an early exit so
+    // that it vectorizes: this runs on every request.
     let auth = headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+        .map(http::HeaderValue::as_bytes)
+        .filter(|b| {
+            b.iter()
+                .fold(true, |ok, &c| ok & ((32..127).contains(&c) | (c == b'\t')))
+        })
+        .and_then(|b| std::str::from_utf8(b).ok());
     let presigned = query_has(query, "X-Amz-Algorithm");
     let auth = match (auth, presigned) {
         (Some(_), true) => return Err(AuthError::BothForms),
@@ -145,15 +152,18 @@ pub fn check(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>,
     let mut credential = None;
     let mut signed_headers = false;
     let mut signature = false;
-    // Split as bytes: a char-set split decodes UTF-8 char by char, and this runs per request.
-    // Pieces end at ASCII separators, so each is valid UTF-8 again.
-    for part in auth
-        .as_bytes()
-        .split(|&b| b == b',' || b == b' ')
-        .skip(1)
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = match part.iter().position(|&b| b == b'=') {
+    // Split as bytes, at separators found with memchr: this runs per request. Pieces end at
+    // ASCII separators, so each is valid UTF-8 again. The first piece is the algorithm.
+    let bytes = auth.as_bytes();
+    let ends = memchr::memchr2_iter(b',', b' ', bytes).chain(std::iter::once(bytes.len()));
+    let mut start = 0;
+    for (i, end) in ends.enumerate() {
+        let part = bytes.get(start..end).unwrap_or_default();
+        start = end + 1;
+        if i == 0 || part.is_empty() {
+            continue;
+        }
+        let (k, v) = match memchr::memchr(b'=', part) {
             Some(at) => (&part[..at], &part[at + 1..]),
             None => (part, &[][..]),
         };
@@ -174,7 +184,8 @@ pub fn check(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>,
     if !signed_headers {
         msg.push_str("Authorization header requires 'SignedHeaders' parameter. ");
     }
-    if !headers.contains_key("x-amz-date") && !headers.contains_key(http::header::DATE) {
+    const X_AMZ_DATE: http::HeaderName = http::HeaderName::from_static("x-amz-date");
+    if !headers.contains_key(X_AMZ_DATE) && !headers.contains_key(http::header::DATE) {
         msg.push_str(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ",
         );
@@ -222,5 +233,80 @@ mod tests {
             check(&h, Some("X-Amz-Algorithm=AWS4")),
             Err(AuthError::BothForms)
         );
+    }
+
+    /// The parameters `check` finds, as the straightforward char-by-char split finds them
+    /// (the reference the byte-level split must agree with).
+    fn reference_params(header: &[u8]) -> Option<(Option<String>, bool, bool)> {
+        let auth = http::HeaderValue::from_bytes(header).ok()?;
+        let auth = auth.to_str().ok()?;
+        let (mut credential, mut signed, mut signature) = (None, false, false);
+        for part in auth.split([',', ' ']).skip(1).filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            match k {
+                "Credential" => credential = Some(v.to_owned()),
+                "SignedHeaders" => signed = true,
+                "Signature" => signature = true,
+                _ => {}
+            }
+        }
+        Some((credential, signed, signature))
+    }
+
+    proptest::proptest! {
+        /// Same answer as the reference split for headers built from the real pieces, odd
+        /// separators, tabs, and bytes `to_str` refuses.
+        #[test]
+        fn byte_split_agrees_with_the_reference(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "AWS4-HMAC-SHA256", "Credential=AKID/20240101/eu-west-1/kinesis/aws4_request",
+                "Credential=", "Credential=a/b", "SignedHeaders=host;x-amz-date", "Signature=abc",
+                "Signature", "=x", ",", " ", ", ", "\t", "\u{7f}", "\u{e9}", "x=y=z",
+            ]), 0..8),
+            complete in proptest::bool::ANY,
+        ) {
+            // Half start from a complete header, so the accepting path is compared too.
+            let start = if complete {
+                "AWS4-HMAC-SHA256 Credential=AKID/20240101/eu-west-1/kinesis/aws4_request, \
+                 SignedHeaders=host, Signature=abc"
+            } else {
+                ""
+            };
+            let header = format!("{start}{}", pieces.concat());
+            let Some(expected) = reference_params(header.as_bytes()) else {
+                // `to_str` refuses it: the header counts as absent (or cannot be built).
+                if let Ok(v) = http::HeaderValue::from_bytes(header.as_bytes()) {
+                    let mut h = HeaderMap::new();
+                    h.insert(http::header::AUTHORIZATION, v);
+                    proptest::prop_assert_eq!(check(&h, None), Err(AuthError::MissingToken));
+                }
+                return Ok(());
+            };
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::header::AUTHORIZATION,
+                http::HeaderValue::from_bytes(header.as_bytes()).expect("built above"),
+            );
+            h.insert("x-amz-date", http::HeaderValue::from_static("20240101T000000Z"));
+            let got = check(&h, None);
+            match expected {
+                (Some(credential), true, true) => {
+                    let region = credential
+                        .split('/')
+                        .nth(2)
+                        .filter(|r| !r.is_empty() && r.len() <= 64)
+                        .map(str::to_owned);
+                    proptest::prop_assert_eq!(got, Ok(region));
+                }
+                (credential, signed, signature) => {
+                    let Err(AuthError::IncompleteSignature(msg)) = got else {
+                        return Err(proptest::test_runner::TestCaseError::fail("accepted"));
+                    };
+                    proptest::prop_assert_eq!(msg.contains("'Credential'"), credential.is_none());
+                    proptest::prop_assert_eq!(msg.contains("'SignedHeaders'"), !signed);
+                    proptest::prop_assert_eq!(msg.contains("'Signature'"), !signature);
+                }
+            }
+        }
     }
 }
