@@ -306,8 +306,10 @@ pub fn decode_request(
     decode_request_general(operation, protocol, body)
 }
 
-/// [`decode_request`] without the fast path for PutRecords and PutRecord.
-fn decode_request_general(
+/// [`decode_request`] without the fast path for PutRecords and PutRecord: public only so the
+/// differential fuzz target (`crates/wire/fuzz`, `fast_decode`) can compare the two.
+#[doc(hidden)]
+pub fn decode_request_general(
     operation: &str,
     protocol: Protocol,
     body: &[u8],
