@@ -129,7 +129,7 @@ impl SeqNum {
         // at a time; every division is a u64 one by a constant, and limbs already divided down
         // to zero are skipped.
         let w = self.to_words();
-        let mut limbs = [
+        let limbs = [
             (w[0] >> 32) as u32,
             w[0] as u32,
             (w[1] >> 32) as u32,
@@ -137,41 +137,49 @@ impl SeqNum {
             (w[2] >> 32) as u32,
             w[2] as u32,
         ];
-        const CHUNK: u64 = 1_000_000_000;
-        buf.fill(b'0');
-        let mut top = 0;
-        let mut end = buf.len();
-        while end >= 9 && top < limbs.len() {
-            let Some(live) = limbs.get_mut(top..) else {
-                break;
-            };
-            let mut rem = 0u64;
-            for limb in live.iter_mut() {
-                let cur = (rem << 32) | u64::from(*limb);
-                *limb = (cur / CHUNK) as u32;
-                rem = cur % CHUNK;
-            }
-            // rem < 10^9: four pairs and a single digit.
-            let mut chunk = rem as u32;
-            for _ in 0..4 {
-                let pair = (chunk % 100) as usize * 2;
-                chunk /= 100;
-                end -= 2;
-                buf[end..end + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-            }
-            end -= 1;
-            buf[end] = b'0' + chunk as u8;
-            while limbs.get(top) == Some(&0) {
-                top += 1;
-            }
-        }
-        let first = buf
-            .iter()
-            .position(|&d| d != b'0')
-            .unwrap_or(DECIMAL_BUFFER - 1);
-        // Only ASCII digits were written.
-        std::str::from_utf8(&buf[first..]).unwrap_or("0")
+        write_limbs(limbs, buf)
     }
+}
+
+/// A 192-bit number (six limbs, most significant first) in decimal, written into `buf`.
+fn write_limbs(mut limbs: [u32; 6], buf: &mut [u8; DECIMAL_BUFFER]) -> &str {
+    const CHUNK: u64 = 1_000_000_000;
+    let mut top = 0;
+    let mut end = buf.len();
+    while end >= 9 && top < limbs.len() {
+        let Some(live) = limbs.get_mut(top..) else {
+            break;
+        };
+        let mut rem = 0u64;
+        for limb in live.iter_mut() {
+            let cur = (rem << 32) | u64::from(*limb);
+            *limb = (cur / CHUNK) as u32;
+            rem = cur % CHUNK;
+        }
+        // rem < 10^9: four pairs and a single digit.
+        let mut chunk = rem as u32;
+        for _ in 0..4 {
+            let pair = (chunk % 100) as usize * 2;
+            chunk /= 100;
+            end -= 2;
+            buf[end..end + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+        end -= 1;
+        buf[end] = b'0' + chunk as u8;
+        while limbs.get(top) == Some(&0) {
+            top += 1;
+        }
+    }
+    // Only the most significant chunk can start with zeros (all nine of them for zero);
+    // nothing before `end` was written.
+    let written = buf.get(end..).unwrap_or_default();
+    let zeros = written
+        .iter()
+        .take_while(|&&d| d == b'0')
+        .count()
+        .min(written.len().saturating_sub(1));
+    // Only ASCII digits were written.
+    std::str::from_utf8(&written[zeros..]).unwrap_or("0")
 }
 
 impl fmt::Display for SeqNum {
@@ -196,6 +204,34 @@ mod tests {
         assert_eq!(n.arrival_secs, 0x05c181eea);
         assert_eq!(n.shard_index, 6);
         assert_eq!(n.to_string(), s);
+    }
+
+    #[test]
+    fn writes_zero_and_small_values_without_leading_zeros() {
+        // Not our layout (no leading 2), but the formatter must still be exact.
+        let mut buf = [0; DECIMAL_BUFFER];
+        let words = |w: [u64; 3]| {
+            let mut limbs = [0u32; 6];
+            for (i, word) in w.iter().enumerate() {
+                limbs[2 * i] = (word >> 32) as u32;
+                limbs[2 * i + 1] = *word as u32;
+            }
+            limbs
+        };
+        assert_eq!(write_limbs(words([0, 0, 0]), &mut buf), "0");
+        assert_eq!(write_limbs(words([0, 0, 7]), &mut buf), "7");
+        assert_eq!(
+            write_limbs(words([0, 0, 1_000_000_000]), &mut buf),
+            "1000000000"
+        );
+        assert_eq!(
+            write_limbs(words([0, 0, u64::MAX]), &mut buf),
+            u64::MAX.to_string()
+        );
+        assert_eq!(
+            write_limbs(words([0, 1, 0]), &mut buf),
+            (1u128 << 64).to_string()
+        );
     }
 
     #[test]
