@@ -41,9 +41,8 @@ pub(crate) fn put_record(body: &[u8]) -> Option<Request> {
     let mut sequence_number_for_ordering = None;
     let mut stream = StreamRef::default();
     c.object(|c, key| match key {
-        b"SequenceNumberForOrdering" if sequence_number_for_ordering.is_none() => {
-            sequence_number_for_ordering = Some(c.text(&model::SEQUENCE_NUMBER)?);
-            Some(())
+        b"SequenceNumberForOrdering" => {
+            c.text_once(&mut sequence_number_for_ordering, &model::SEQUENCE_NUMBER)
         }
         b"StreamName" | b"StreamARN" => c.stream_member(key, &mut stream),
         _ => record.member(c, key),
@@ -70,16 +69,14 @@ struct Entry {
 impl Entry {
     fn member(&mut self, c: &mut Cursor<'_>, key: &[u8]) -> Option<()> {
         match key {
-            b"Data" if self.data.is_none() => self.data = Some(c.data()?),
-            b"PartitionKey" if self.partition_key.is_none() => {
-                self.partition_key = Some(c.text(&model::PARTITION_KEY)?);
+            b"Data" if self.data.is_none() => {
+                self.data = Some(c.data()?);
+                Some(())
             }
-            b"ExplicitHashKey" if self.explicit_hash_key.is_none() => {
-                self.explicit_hash_key = Some(c.text(&model::HASH_KEY)?);
-            }
-            _ => return None,
+            b"PartitionKey" => c.text_once(&mut self.partition_key, &model::PARTITION_KEY),
+            b"ExplicitHashKey" => c.text_once(&mut self.explicit_hash_key, &model::HASH_KEY),
+            _ => None,
         }
-        Some(())
     }
 }
 
@@ -163,17 +160,21 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A string member into an empty `slot`; a repeated member is the general path's business.
+    fn text_once(&mut self, slot: &mut Option<String>, shape: &Shape) -> Option<()> {
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(self.text(shape)?);
+        Some(())
+    }
+
     fn stream_member(&mut self, key: &[u8], stream: &mut StreamRef) -> Option<()> {
         match key {
-            b"StreamName" if stream.name.is_none() => {
-                stream.name = Some(self.text(&model::STREAM_NAME)?);
-            }
-            b"StreamARN" if stream.arn.is_none() => {
-                stream.arn = Some(self.text(&model::STREAM_ARN)?);
-            }
-            _ => return None,
+            b"StreamName" => self.text_once(&mut stream.name, &model::STREAM_NAME),
+            b"StreamARN" => self.text_once(&mut stream.arn, &model::STREAM_ARN),
+            _ => None,
         }
-        Some(())
     }
 
     /// The Records list: 1 to 500 entries, each with Data and PartitionKey.
