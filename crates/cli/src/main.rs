@@ -292,12 +292,6 @@ fn load_credentials(path: &std::path::Path) -> anyhow::Result<kinesin_server::Cr
     Ok(creds)
 }
 
-/// Requests are parsed on one worker thread and their buffers freed on another (or by the log
-/// writer); glibc's per-thread caches miss on those frees, and malloc was a fifth of the
-/// instructions per written record.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
