@@ -496,8 +496,10 @@ bG8=""#
                     .new_tree(&mut runner)
                     .map(|tree| tree.current())
                     .unwrap_or_default();
-                if check(operation, &body).unwrap_or(false) {
-                    taken += 1;
+                match check(operation, &body) {
+                    Ok(true) => taken += 1,
+                    Ok(false) => {}
+                    Err(e) => panic!("{operation}: the paths disagree: {e}"),
                 }
             }
             assert!(
