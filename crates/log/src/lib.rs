@@ -39,7 +39,9 @@
 //! 7. Sidecar indexes (`<id>.idx`) are derived data, written when a segment seals, not
 //!    synced, rebuilt by scanning when missing or corrupt.
 //! 8. Segment files are deleted only when sealed and holding no unexpired record of a live
-//!    queue; up to a few are kept (renamed `<id>.free`) and renamed into new segments.
+//!    queue; up to a few are kept (renamed `<id>.free`) and renamed into new segments. The
+//!    preparer thread may add `<id>.free` for the next segment id; no `<id>.free` outlives the
+//!    creation of segment `id`. A free file's contents are never read as records.
 //!
 //! # Durability modes: what survives
 //!
@@ -128,6 +130,7 @@
 pub mod fault;
 pub mod format;
 mod index;
+mod prepare;
 mod reader;
 mod recovery;
 mod segment;
@@ -145,6 +148,8 @@ use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::format::{record_len, Block, MAX_DATA_BYTES, MAX_PARTITION_KEY_BYTES};
 use crate::index::{Lru, QueueState, State};
+use crate::prepare::Prepare;
+pub use crate::segment::SegmentSources;
 use crate::segment::{retire_segment, FreeFiles};
 use crate::writer::{Pending, Request, SyncState, Writer};
 
@@ -209,6 +214,9 @@ pub struct LogConfig {
     pub clock: Arc<dyn Clock>,
     /// Where files live; the real filesystem by default, [`MemStorage`] in tests.
     pub storage: Arc<dyn Storage>,
+    /// Zero-write the next segment's file on a background thread while the active one fills
+    /// (see the `prepare` module). Default true; tests that count storage calls turn it off.
+    pub prepare_segments: bool,
 }
 
 impl LogConfig {
@@ -223,6 +231,7 @@ impl LogConfig {
             index_cache_blocks: 256 << 10,
             clock: Arc::new(SystemClock),
             storage: Arc::new(FsStorage),
+            prepare_segments: true,
         }
     }
 }
@@ -325,6 +334,7 @@ pub(crate) struct Shared {
     pub read_files: Mutex<ReadFiles>,
     pub block_lists: Mutex<BlockListCache>,
     pub free_files: FreeFiles,
+    pub prepare: Prepare,
     pub failure: Mutex<Option<String>>,
     /// The segment the writer appends to, for the interval syncer.
     pub sync: Mutex<SyncState>,
@@ -371,6 +381,7 @@ struct LogInner {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<Result<(), String>>>>,
     syncer: Mutex<Option<JoinHandle<()>>>,
+    preparer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for LogInner {
@@ -400,6 +411,10 @@ impl LogInner {
         if let Some(syncer) = self.syncer.lock().take() {
             let _ = syncer.join();
         }
+        shared.prepare.stop();
+        if let Some(preparer) = self.preparer.lock().take() {
+            let _ = preparer.join();
+        }
         shared.closed.store(true, Ordering::SeqCst);
         result
     }
@@ -410,9 +425,7 @@ impl Log {
     /// their retention in ms; records of any other queue id found on disk are garbage (dropped queues).
     pub fn open(config: LogConfig, queues: &[(QueueId, i64)]) -> Result<Log> {
         let wal_dir = config.dir.join("wal");
-        let free_files = FreeFiles {
-            paths: Mutex::new(Vec::new()),
-        };
+        let free_files = FreeFiles::new();
         let recovered = recovery::recover(&config, &wal_dir, queues, &free_files)?;
         let shared = Arc::new(Shared {
             wal_dir,
@@ -423,6 +436,7 @@ impl Log {
             read_files: Mutex::new(Lru::new(config.max_open_segments)),
             block_lists: Mutex::new(Lru::new(config.index_cache_blocks)),
             free_files,
+            prepare: Prepare::default(),
             failure: Mutex::new(None),
             sync: Mutex::new(SyncState::new(&recovered.active)),
             syncer_stop: Mutex::new(false),
@@ -448,11 +462,22 @@ impl Log {
             }
             _ => None,
         };
+        let preparer = if shared.config.prepare_segments {
+            let shared = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("kinesin-log-prepare".into())
+                    .spawn(move || prepare::run_preparer(shared))?,
+            )
+        } else {
+            None
+        };
         Ok(Log {
             inner: Arc::new(LogInner {
                 shared,
                 writer: Mutex::new(Some(writer)),
                 syncer: Mutex::new(syncer),
+                preparer: Mutex::new(preparer),
             }),
         })
     }
@@ -693,6 +718,16 @@ impl Log {
         }
         storage.sync_dir(&shared.wal_dir)?;
         Ok(doomed.len())
+    }
+
+    /// Where the segments started since the log opened came from.
+    pub fn segment_sources(&self) -> SegmentSources {
+        self.shared().free_files.pool.lock().sources
+    }
+
+    /// Files ready to become new segments (recycled from retention or prepared).
+    pub fn free_segment_files(&self) -> usize {
+        self.shared().free_files.pool.lock().paths.len()
     }
 
     /// Flushes, syncs and stops the writer thread; later appends fail with LogError::Closed. Idempotent.

@@ -95,14 +95,31 @@ pub(crate) fn recover(
     for id in sidecar_ids.difference(&segment_ids) {
         let _ = storage.remove(&file_path(wal, *id, FileKind::Sidecar));
     }
+    // A file prepared for a segment id that was then created without it (a crash before the
+    // preparer deleted it): retiring that segment would rename onto it.
+    free_paths.retain(|path| {
+        let stale = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_file_name)
+            .is_some_and(|(id, _)| segment_ids.contains(&id));
+        if stale {
+            let _ = storage.remove(path);
+        }
+        !stale
+    });
     free_paths.sort();
     while free_paths.len() > segment::MAX_FREE_FILES {
         if let Some(path) = free_paths.pop() {
             let _ = storage.remove(&path);
         }
     }
-    *free.paths.lock() = free_paths;
     let max_id_seen = segment_ids.last().copied().unwrap_or(0);
+    {
+        let mut pool = free.pool.lock();
+        pool.paths = free_paths;
+        pool.newest_segment = max_id_seen;
+    }
 
     let mut found: Vec<Found> = Vec::new();
     let mut headerless: Vec<(u64, u64)> = Vec::new();
@@ -536,6 +553,8 @@ fn finish(
                 chain: scan.chain,
                 written_chain: scan.chain,
                 synced_offset: scan.end_offset,
+                // Unknown (it may have been created on the spot): zero ahead as for a new one.
+                blocks_written: false,
             }
         }
         _ => {

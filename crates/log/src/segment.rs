@@ -72,6 +72,9 @@ pub(crate) struct ActiveSegment {
     pub written_chain: Chain,
     /// Everything before this offset is known durable (synced by the writer).
     pub synced_offset: u64,
+    /// The file's blocks were written before it became this segment (a recycled file, written
+    /// through up to where it was sealed), so there are few unwritten extents to convert.
+    pub blocks_written: bool,
 }
 
 impl ActiveSegment {
@@ -82,9 +85,42 @@ impl ActiveSegment {
     }
 }
 
-/// Segment files deleted by retention, waiting to be renamed into new segments.
+/// Files waiting to be renamed into new segments: segments deleted by retention, and files the
+/// preparer made ready ahead of the writer (see [`crate::prepare`]).
 pub(crate) struct FreeFiles {
-    pub paths: Mutex<Vec<PathBuf>>,
+    pub pool: Mutex<FreePool>,
+}
+
+pub(crate) struct FreePool {
+    pub paths: Vec<PathBuf>,
+    /// The newest segment started. The preparer adds only files for segments after it, so a
+    /// prepared `<id>.free` never outlives segment `id`'s creation (whose retirement would
+    /// otherwise rename onto it).
+    pub newest_segment: u64,
+    pub sources: SegmentSources,
+}
+
+impl FreeFiles {
+    pub fn new() -> FreeFiles {
+        FreeFiles {
+            pool: Mutex::new(FreePool {
+                paths: Vec::new(),
+                newest_segment: 0,
+                sources: SegmentSources::default(),
+            }),
+        }
+    }
+}
+
+/// Where the segments started since the log opened came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentSources {
+    /// Preallocated and read into the page cache ahead by the preparer.
+    pub prepared: u64,
+    /// Deleted by retention and reused.
+    pub recycled: u64,
+    /// Created and preallocated on the spot (unwritten extents: slower to fill).
+    pub created: u64,
 }
 
 /// Creates segment `id` of at least `min_len` bytes (reusing a free file of the standard size
@@ -104,23 +140,45 @@ pub(crate) fn start_segment(
 ) -> io::Result<ActiveSegment> {
     let path = file_path(wal, id, FileKind::Segment);
     let len = segment_bytes.max(min_len);
-    let recycled = if len == segment_bytes {
-        free.paths.lock().pop()
-    } else {
-        None
+    let prepared_path = file_path(wal, id, FileKind::Free);
+    let (reused, recycled, stale) = {
+        let mut pool = free.pool.lock();
+        pool.newest_segment = pool.newest_segment.max(id);
+        let prepared = pool
+            .paths
+            .iter()
+            .position(|p| *p == prepared_path)
+            .map(|i| pool.paths.swap_remove(i));
+        if len == segment_bytes {
+            let is_prepared = prepared.is_some();
+            let reused = prepared.or_else(|| pool.paths.pop());
+            match (&reused, is_prepared) {
+                (Some(_), true) => pool.sources.prepared += 1,
+                (Some(_), false) => pool.sources.recycled += 1,
+                (None, _) => pool.sources.created += 1,
+            }
+            (reused, !is_prepared, None)
+        } else {
+            pool.sources.created += 1;
+            (None, false, prepared)
+        }
     };
-    let file = match recycled {
+    if let Some(stale) = stale {
+        // Prepared for this id but too small: it must not outlive the id (see `FreePool`).
+        let _ = storage.remove(&stale);
+    }
+    let (file, blocks_written) = match reused {
         Some(from) => match storage.rename(&from, &path) {
-            Ok(()) => storage.open(&path)?,
+            Ok(()) => (storage.open(&path)?, recycled),
             Err(e) => {
                 tracing::warn!(
                     "cannot recycle {}: {e}; creating a new segment file",
                     from.display()
                 );
-                storage.create(&path)?
+                (storage.create(&path)?, false)
             }
         },
-        None => storage.create(&path)?,
+        None => (storage.create(&path)?, false),
     };
     file.allocate(len)?;
     storage.sync_dir(wal)?;
@@ -153,6 +211,7 @@ pub(crate) fn start_segment(
         chain,
         written_chain: chain,
         synced_offset: write_offset,
+        blocks_written,
     })
 }
 
@@ -238,11 +297,11 @@ pub(crate) fn retire_segment(
 ) {
     let path = file_path(wal, id, FileKind::Segment);
     let _ = storage.remove(&file_path(wal, id, FileKind::Sidecar));
-    let mut paths = free.paths.lock();
-    if reusable && paths.len() < MAX_FREE_FILES {
+    let mut pool = free.pool.lock();
+    if reusable && pool.paths.len() < MAX_FREE_FILES {
         let to = file_path(wal, id, FileKind::Free);
         match storage.rename(&path, &to) {
-            Ok(()) => paths.push(to),
+            Ok(()) => pool.paths.push(to),
             Err(e) => tracing::warn!("cannot keep {} for reuse: {e}", path.display()),
         }
     } else if let Err(e) = storage.remove(&path) {

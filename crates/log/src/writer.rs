@@ -117,6 +117,8 @@ pub(crate) struct Writer {
     repair: Option<Repair>,
     /// (segment, offset): that segment is zeroed up to the offset (see [`Writer::zero_ahead`]).
     zeroed: (u64, u64),
+    /// The segment whose successor the preparer was last asked for.
+    prepare_asked: Option<u64>,
 }
 
 /// How far ahead of small batches the active segment is zeroed (see [`Writer::zero_ahead`]).
@@ -157,6 +159,7 @@ impl Writer {
             written: Vec::new(),
             repair: None,
             zeroed: (0, 0),
+            prepare_asked: None,
         }
     }
 
@@ -422,7 +425,21 @@ impl Writer {
         for (request, result) in batch.drain(..).zip(results) {
             let _ = request.reply.send(result);
         }
+        self.ask_for_next_segment();
         Ok(())
+    }
+
+    /// Once 1/32 of the active segment is written, asks the preparer for the next one's file:
+    /// early enough to finish before it is needed at full speed, late enough that a log
+    /// written little (or a server started and stopped) does not write a segment of zeros.
+    fn ask_for_next_segment(&mut self) {
+        if self.shared.config.prepare_segments
+            && self.prepare_asked != Some(self.active.id)
+            && self.active.write_offset > self.active.len / 32
+        {
+            self.prepare_asked = Some(self.active.id);
+            self.shared.prepare.request(self.active.id + 1);
+        }
     }
 
     /// Writes zeros over the next [`ZERO_AHEAD`] bytes after a small batch when the batch reached
@@ -432,7 +449,11 @@ impl Writer {
     /// doubled the sync's time. Zeroing ahead pays that once per `ZERO_AHEAD` instead of once per
     /// batch. Large batches skip it: their sync is dominated by the data, and zeroing would
     /// write the segment twice. Zeros are what recovery sees past the last frame anyway.
+    /// Recycled segments skip it too: their blocks are written already.
     fn zero_ahead(&mut self) -> io::Result<()> {
+        if self.active.blocks_written {
+            return Ok(());
+        }
         let data_end = self.active.write_offset + self.buf.len() as u64;
         if self.zeroed.0 != self.active.id {
             self.zeroed = (self.active.id, 0);

@@ -169,6 +169,7 @@ fn write_and_sync_failures_on_real_files_are_sealed_off_and_the_log_continues() 
     let faults = storage.faults();
     let mut cfg = config(dir.path());
     cfg.storage = std::sync::Arc::new(storage);
+    cfg.prepare_segments = false;
     let log = Log::open(cfg.clone(), &queues()).expect("open");
     let mut acked = Vec::new();
     for (i, (op, kind)) in [
@@ -207,4 +208,165 @@ fn write_and_sync_failures_on_real_files_are_sealed_off_and_the_log_continues() 
     drop(log);
     let log = Log::open(cfg, &queues()).expect("reopen");
     check(&log);
+}
+
+/// Appends one ~1 KiB record per call to queue 0 until the log starts a new segment.
+fn append_until_next_segment(rt: &tokio::runtime::Runtime, log: &Log, acked: &mut Vec<Vec<u8>>) {
+    let segments = |log: &Log| {
+        let s = log.segment_sources();
+        s.prepared + s.recycled + s.created
+    };
+    let before = segments(log);
+    while segments(log) == before {
+        let data = format!("record {:06} ", acked.len())
+            .repeat(70)
+            .into_bytes();
+        rt.block_on(log.append(vec![entry(0, "k", &data)]))
+            .expect("append");
+        acked.push(data);
+    }
+}
+
+fn wal_file(dir: &Path, id: u64, ext: &str) -> PathBuf {
+    dir.join("wal").join(format!("{id:020}.{ext}"))
+}
+
+#[test]
+fn new_segments_come_prepared_and_keep_their_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime();
+    let cfg = config(dir.path());
+    let segment_bytes = cfg.segment_bytes;
+    let log = Log::open(cfg.clone(), &queues()).expect("open");
+    let first = log.segment_sources();
+    assert_eq!((first.created, first.prepared), (1, 0), "{first:?}");
+    let mut acked = Vec::new();
+    for k in 0..5u64 {
+        // Past 1/32 of the active segment, the next one is prepared in the background.
+        for _ in 0..6 {
+            let data = format!("record {:06} ", acked.len())
+                .repeat(70)
+                .into_bytes();
+            rt.block_on(log.append(vec![entry(0, "k", &data)]))
+                .expect("append");
+            acked.push(data);
+        }
+        common::wait_until("a prepared segment file", || log.free_segment_files() == 1);
+        let active = first.created + k;
+        let prepared = wal_file(dir.path(), active + 1, "free");
+        let bytes = std::fs::read(&prepared).expect("the prepared file");
+        assert_eq!(bytes.len() as u64, segment_bytes);
+        assert!(
+            bytes.iter().all(|&b| b == 0),
+            "prepared files read as zeros"
+        );
+        append_until_next_segment(&rt, &log, &mut acked);
+        assert!(!prepared.exists(), "renamed into the new segment");
+        assert!(wal_file(dir.path(), active + 1, "seg").exists());
+    }
+    let sources = log.segment_sources();
+    assert_eq!((sources.prepared, sources.created), (5, 1), "{sources:?}");
+    let check = |log: &Log| {
+        let data: Vec<Vec<u8>> = read_all(log, 0)
+            .into_iter()
+            .map(|r| r.data.to_vec())
+            .collect();
+        assert_eq!(data, acked);
+    };
+    check(&log);
+    log.close().expect("close");
+    drop(log);
+    let log = Log::open(cfg, &queues()).expect("reopen");
+    check(&log);
+}
+
+#[test]
+fn a_failing_preparer_only_costs_speed() {
+    use kinesin_log::{FaultKind, FaultOp, FaultyStorage, FsStorage, Times};
+    for (op, kind) in [
+        (FaultOp::Allocate, FaultKind::NoSpace),
+        (FaultOp::Read, FaultKind::Io),
+        (FaultOp::Create, FaultKind::NoSpace),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt = runtime();
+        let storage = FaultyStorage::new(FsStorage);
+        let faults = storage.faults();
+        let mut cfg = config(dir.path());
+        cfg.storage = std::sync::Arc::new(storage);
+        let fault = faults.arm(op, kind, Times::UntilCleared).only(".free");
+        let log = Log::open(cfg.clone(), &queues()).expect("open");
+        let mut acked = Vec::new();
+        for _ in 0..3 {
+            append_until_next_segment(&rt, &log, &mut acked);
+        }
+        let sources = log.segment_sources();
+        assert_eq!(
+            (sources.prepared, sources.created),
+            (0, 4),
+            "{op:?}: {sources:?}"
+        );
+        common::wait_until("the preparer to clean up", || {
+            std::fs::read_dir(dir.path().join("wal"))
+                .expect("read_dir")
+                .all(|e| {
+                    !e.expect("entry")
+                        .path()
+                        .to_string_lossy()
+                        .ends_with(".free")
+                })
+        });
+        // Once the fault clears, segments come prepared again (the next one already, if the
+        // preparer took its request after the disarm).
+        fault.disarm();
+        append_until_next_segment(&rt, &log, &mut acked);
+        common::wait_until("a prepared segment file", || log.free_segment_files() == 1);
+        append_until_next_segment(&rt, &log, &mut acked);
+        assert!(log.segment_sources().prepared >= 1, "{op:?}");
+        let data: Vec<Vec<u8>> = read_all(&log, 0)
+            .into_iter()
+            .map(|r| r.data.to_vec())
+            .collect();
+        assert_eq!(data, acked, "{op:?}");
+    }
+}
+
+#[test]
+fn a_prepared_file_never_outlives_its_segment_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime();
+    let cfg = config(dir.path());
+    let log = Log::open(cfg.clone(), &queues()).expect("open");
+    let mut acked = Vec::new();
+    for _ in 0..6 {
+        let data = format!("record {:06} ", acked.len())
+            .repeat(70)
+            .into_bytes();
+        rt.block_on(log.append(vec![entry(0, "k", &data)]))
+            .expect("append");
+        acked.push(data);
+    }
+    common::wait_until("a prepared segment file", || log.free_segment_files() == 1);
+    assert!(wal_file(dir.path(), 2, "free").exists());
+    // A record bigger than a segment: segment 2 is created to fit it, without the prepared
+    // file, which goes.
+    let big = vec![7u8; 40 << 10];
+    rt.block_on(log.append(vec![entry(0, "k", &big)]))
+        .expect("append");
+    acked.push(big);
+    assert!(wal_file(dir.path(), 2, "seg").exists());
+    assert!(!wal_file(dir.path(), 2, "free").exists());
+    log.close().expect("close");
+    drop(log);
+
+    // A crash between a segment's creation and the preparer's cleanup leaves `<id>.free` beside
+    // `<id>.seg`: the next open deletes it.
+    std::fs::write(wal_file(dir.path(), 2, "free"), vec![0u8; 32 << 10]).expect("write");
+    let log = Log::open(cfg, &queues()).expect("reopen");
+    assert!(!wal_file(dir.path(), 2, "free").exists());
+    let data: Vec<Vec<u8>> = read_all(&log, 0)
+        .into_iter()
+        .map(|r| r.data.to_vec())
+        .collect();
+    assert_eq!(data, acked);
 }

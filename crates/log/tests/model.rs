@@ -197,6 +197,8 @@ impl Harness {
         let clock = TestClock::new(1_000_000);
         let mut config = mem_config(&storage, &clock, 3000);
         config.storage = Arc::new(faulty.clone());
+        // Faults armed with skip counts must hit the writer's calls, not the preparer's.
+        config.prepare_segments = false;
         config.max_open_segments = 2;
         config.index_cache_blocks = 16;
         let log = Log::open(config.clone(), &[]).expect("open");

@@ -78,6 +78,9 @@ pub fn faulty_config(
     config.storage = Arc::new(storage.clone());
     config.clock = clock.clone();
     config.segment_bytes = segment_bytes;
+    // Armed faults count storage calls: the preparer's background calls would take some of
+    // them at random.
+    config.prepare_segments = false;
     config
 }
 
