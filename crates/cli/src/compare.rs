@@ -468,6 +468,41 @@ fn disk_probe(dir: &Path) -> anyhow::Result<f64> {
     Ok(128.0 * 1.048576 / secs)
 }
 
+/// Files the page-cache probe keeps until the run ends, removed on drop.
+#[derive(Default)]
+struct ProbeFiles(Vec<PathBuf>);
+
+impl Drop for ProbeFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// How fast the page cache grows: 1 GiB written in 1 MiB chunks to a new file, without syncing
+/// inside the timing. Every byte the log writes lands in a new page-cache page too, and on a VM
+/// whose balloon returns free memory to the host that first touch is what bounds it (see
+/// docs/performance.md). The file is then synced, outside the timing, and kept until the run
+/// ends: deleting it now would hand the next measurement 1 GiB of recently used pages.
+fn page_cache_probe(dir: &Path, keep: &mut ProbeFiles) -> anyhow::Result<f64> {
+    const CHUNKS: usize = 1024;
+    let path = dir.join(format!(
+        "kinesin-page-cache-probe-{}",
+        rand::random::<u64>()
+    ));
+    let mut f = std::fs::File::create(&path)?;
+    keep.0.push(path);
+    let chunk = vec![0x5a_u8; 1 << 20];
+    let started = Instant::now();
+    for _ in 0..CHUNKS {
+        f.write_all(&chunk)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    f.sync_data()?;
+    Ok(CHUNKS as f64 * 1.048576 / secs)
+}
+
 /// The median of several rounds' reports, figure by figure: numbers are replaced by their
 /// median over the rounds that have them (the lower middle one for an even count); anything
 /// else comes from the first round that has it. Failed rounds (an `error` object) are left
@@ -523,6 +558,8 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let mut null_rates = Vec::new();
     let mut synced_null_rates = Vec::new();
     let mut disks = Vec::new();
+    let mut page_cache = Vec::new();
+    let mut probe_files = ProbeFiles::default();
     for round in 1..=args.rounds {
         for (name, measured) in rounds.iter_mut() {
             if not_installed.iter().any(|f| {
@@ -553,7 +590,12 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
                 .unwrap_or(Value::Null),
         );
         disks.push(disk_probe(&std::env::temp_dir()).map_or(Value::Null, Value::from));
+        page_cache.push(
+            page_cache_probe(&std::env::temp_dir(), &mut probe_files)
+                .map_or(Value::Null, Value::from),
+        );
     }
+    drop(probe_files);
     // The headline figures of every round next to the medians, so the spread is visible.
     let headline = |r: &Value| {
         let figure = |path: &[&str]| at(r, path).cloned().unwrap_or(Value::Null);
@@ -579,6 +621,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let null_rate = median(&null_rates);
     let synced_null_rate = median(&synced_null_rates);
     let disk = median(&disks);
+    let page_cache_rate = median(&page_cache);
     let report = json!({
         "tool": "kinesin bench compare",
         "seconds": args.seconds,
@@ -588,10 +631,12 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
             "null_server_requests_per_sec_64_conns": null_rate,
             "synced_null_server_acks_per_sec_64_conns": synced_null_rate,
             "disk_synced_write_mb_per_sec": disk,
+            "page_cache_growth_mb_per_sec": page_cache_rate,
             "each_round": {
                 "null_server_requests_per_sec_64_conns": null_rates,
                 "synced_null_server_acks_per_sec_64_conns": synced_null_rates,
                 "disk_synced_write_mb_per_sec": disks,
+                "page_cache_growth_mb_per_sec": page_cache,
             },
         },
     });
@@ -673,11 +718,12 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         md.push('\n');
     }
     md.push_str(&format!(
-        "\nEvery figure is the median of {} round(s), the implementations measured in turn within each round. Ceilings in the same run: a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections, and {} PutRecord acks/s when it acknowledged each body only after a group-committed fdatasync; the disk wrote {} MB/s with an fdatasync per MiB.\n",
+        "\nEvery figure is the median of {} round(s), the implementations measured in turn within each round. Ceilings in the same run: a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections, and {} PutRecord acks/s when it acknowledged each body only after a group-committed fdatasync; the disk wrote {} MB/s with an fdatasync per MiB; 1 GiB written into new page-cache pages (no sync) went at {} MB/s.\n",
         args.rounds,
         report["ceilings"]["null_server_requests_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         report["ceilings"]["synced_null_server_acks_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         disk.as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
+        page_cache_rate.as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
     ));
     std::fs::write(&args.markdown, &md)?;
     println!("{md}");
