@@ -214,8 +214,9 @@ pub struct LogConfig {
     pub clock: Arc<dyn Clock>,
     /// Where files live; the real filesystem by default, [`MemStorage`] in tests.
     pub storage: Arc<dyn Storage>,
-    /// Zero-write the next segment's file on a background thread while the active one fills
-    /// (see the `prepare` module). Default true; tests that count storage calls turn it off.
+    /// Create, preallocate and read through the next segment's file on a background thread
+    /// while the active one fills (see the `prepare` module). Default true; tests that count
+    /// storage calls turn it off.
     pub prepare_segments: bool,
 }
 

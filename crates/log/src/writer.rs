@@ -431,7 +431,8 @@ impl Writer {
 
     /// Once 1/32 of the active segment is written, asks the preparer for the next one's file:
     /// early enough to finish before it is needed at full speed, late enough that a log
-    /// written little (or a server started and stopped) does not write a segment of zeros.
+    /// written little (or a server started and stopped) does not page in a segment it may
+    /// never fill.
     fn ask_for_next_segment(&mut self) {
         if self.shared.config.prepare_segments
             && self.prepare_asked != Some(self.active.id)
