@@ -112,6 +112,13 @@ impl FreeFiles {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Prepared,
+    Recycled,
+    Created,
+}
+
 /// Where the segments started since the log opened came from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SegmentSources {
@@ -151,15 +158,8 @@ pub(crate) fn start_segment(
             .map(|i| pool.paths.swap_remove(i));
         if len == segment_bytes {
             let is_prepared = prepared.is_some();
-            let reused = prepared.or_else(|| pool.paths.pop());
-            match (&reused, is_prepared) {
-                (Some(_), true) => pool.sources.prepared += 1,
-                (Some(_), false) => pool.sources.recycled += 1,
-                (None, _) => pool.sources.created += 1,
-            }
-            (reused, !is_prepared, None)
+            (prepared.or_else(|| pool.paths.pop()), !is_prepared, None)
         } else {
-            pool.sources.created += 1;
             (None, false, prepared)
         }
     };
@@ -167,19 +167,29 @@ pub(crate) fn start_segment(
         // Prepared for this id but too small: it must not outlive the id (see `FreePool`).
         let _ = storage.remove(&stale);
     }
-    let (file, blocks_written) = match reused {
+    let (file, source) = match reused {
         Some(from) => match storage.rename(&from, &path) {
-            Ok(()) => (storage.open(&path)?, recycled),
+            Ok(()) if recycled => (storage.open(&path)?, Source::Recycled),
+            Ok(()) => (storage.open(&path)?, Source::Prepared),
             Err(e) => {
                 tracing::warn!(
                     "cannot recycle {}: {e}; creating a new segment file",
                     from.display()
                 );
-                (storage.create(&path)?, false)
+                (storage.create(&path)?, Source::Created)
             }
         },
-        None => (storage.create(&path)?, false),
+        None => (storage.create(&path)?, Source::Created),
     };
+    {
+        let sources = &mut free.pool.lock().sources;
+        match source {
+            Source::Prepared => sources.prepared += 1,
+            Source::Recycled => sources.recycled += 1,
+            Source::Created => sources.created += 1,
+        }
+    }
+    let blocks_written = source == Source::Recycled;
     file.allocate(len)?;
     storage.sync_dir(wal)?;
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{entry, read_all, runtime};
+use common::{entry, read_all, read_data, runtime};
 use kinesin_log::{Durability, Log, LogConfig};
 
 const SHARED_QUEUE: u64 = 100;
@@ -210,6 +210,16 @@ fn write_and_sync_failures_on_real_files_are_sealed_off_and_the_log_continues() 
     check(&log);
 }
 
+/// Appends one ~1 KiB record to queue 0 and notes its data.
+fn append_record(rt: &tokio::runtime::Runtime, log: &Log, acked: &mut Vec<Vec<u8>>) {
+    let data = format!("record {:06} ", acked.len())
+        .repeat(70)
+        .into_bytes();
+    rt.block_on(log.append(vec![entry(0, "k", &data)]))
+        .expect("append");
+    acked.push(data);
+}
+
 /// Appends one ~1 KiB record per call to queue 0 until the log starts a new segment.
 fn append_until_next_segment(rt: &tokio::runtime::Runtime, log: &Log, acked: &mut Vec<Vec<u8>>) {
     let segments = |log: &Log| {
@@ -218,12 +228,7 @@ fn append_until_next_segment(rt: &tokio::runtime::Runtime, log: &Log, acked: &mu
     };
     let before = segments(log);
     while segments(log) == before {
-        let data = format!("record {:06} ", acked.len())
-            .repeat(70)
-            .into_bytes();
-        rt.block_on(log.append(vec![entry(0, "k", &data)]))
-            .expect("append");
-        acked.push(data);
+        append_record(rt, log, acked);
     }
 }
 
@@ -244,12 +249,7 @@ fn new_segments_come_prepared_and_keep_their_records() {
     for k in 0..5u64 {
         // Past 1/32 of the active segment, the next one is prepared in the background.
         for _ in 0..6 {
-            let data = format!("record {:06} ", acked.len())
-                .repeat(70)
-                .into_bytes();
-            rt.block_on(log.append(vec![entry(0, "k", &data)]))
-                .expect("append");
-            acked.push(data);
+            append_record(&rt, &log, &mut acked);
         }
         common::wait_until("a prepared segment file", || log.free_segment_files() == 1);
         let active = first.created + k;
@@ -267,11 +267,7 @@ fn new_segments_come_prepared_and_keep_their_records() {
     let sources = log.segment_sources();
     assert_eq!((sources.prepared, sources.created), (5, 1), "{sources:?}");
     let check = |log: &Log| {
-        let data: Vec<Vec<u8>> = read_all(log, 0)
-            .into_iter()
-            .map(|r| r.data.to_vec())
-            .collect();
-        assert_eq!(data, acked);
+        assert_eq!(read_data(log, 0), acked);
     };
     check(&log);
     log.close().expect("close");
@@ -323,11 +319,7 @@ fn a_failing_preparer_only_costs_speed() {
         common::wait_until("a prepared segment file", || log.free_segment_files() == 1);
         append_until_next_segment(&rt, &log, &mut acked);
         assert!(log.segment_sources().prepared >= 1, "{op:?}");
-        let data: Vec<Vec<u8>> = read_all(&log, 0)
-            .into_iter()
-            .map(|r| r.data.to_vec())
-            .collect();
-        assert_eq!(data, acked, "{op:?}");
+        assert_eq!(read_data(&log, 0), acked, "{op:?}");
     }
 }
 
@@ -339,12 +331,7 @@ fn a_prepared_file_never_outlives_its_segment_id() {
     let log = Log::open(cfg.clone(), &queues()).expect("open");
     let mut acked = Vec::new();
     for _ in 0..6 {
-        let data = format!("record {:06} ", acked.len())
-            .repeat(70)
-            .into_bytes();
-        rt.block_on(log.append(vec![entry(0, "k", &data)]))
-            .expect("append");
-        acked.push(data);
+        append_record(&rt, &log, &mut acked);
     }
     common::wait_until("a prepared segment file", || log.free_segment_files() == 1);
     assert!(wal_file(dir.path(), 2, "free").exists());
@@ -364,11 +351,7 @@ fn a_prepared_file_never_outlives_its_segment_id() {
     std::fs::write(wal_file(dir.path(), 2, "free"), vec![0u8; 32 << 10]).expect("write");
     let log = Log::open(cfg, &queues()).expect("reopen");
     assert!(!wal_file(dir.path(), 2, "free").exists());
-    let data: Vec<Vec<u8>> = read_all(&log, 0)
-        .into_iter()
-        .map(|r| r.data.to_vec())
-        .collect();
-    assert_eq!(data, acked);
+    assert_eq!(read_data(&log, 0), acked);
 }
 
 /// Concurrent appends on real files while one sync fails: the failed batch's records are never
