@@ -66,6 +66,8 @@ fn config(storage: &MemStorage, now: i64) -> LogConfig {
     config.segment_bytes = SEGMENT_BYTES;
     config.max_open_segments = 2;
     config.index_cache_blocks = 8;
+    // A fuzz input must replay the same way: no background thread creating files.
+    config.prepare_segments = false;
     config
 }
 
