@@ -15,6 +15,15 @@ fn config(dir: &Path) -> LogConfig {
     config
 }
 
+/// [`config`] on the real filesystem behind a fault injector, and the injector's handle.
+fn faulty_config(dir: &Path) -> (LogConfig, kinesin_log::Faults) {
+    let storage = kinesin_log::FaultyStorage::new(kinesin_log::FsStorage);
+    let faults = storage.faults();
+    let mut config = config(dir);
+    config.storage = std::sync::Arc::new(storage);
+    (config, faults)
+}
+
 fn queues() -> Vec<(u64, i64)> {
     let mut queues: Vec<(u64, i64)> = (0..4).map(|q| (q, i64::MAX)).collect();
     queues.push((SHARED_QUEUE, i64::MAX));
@@ -162,13 +171,10 @@ fn interval_and_none_modes_persist_on_close() {
 
 #[test]
 fn write_and_sync_failures_on_real_files_are_sealed_off_and_the_log_continues() {
-    use kinesin_log::{FaultKind, FaultOp, FaultyStorage, FsStorage, LogError, Times};
+    use kinesin_log::{FaultKind, FaultOp, LogError, Times};
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = runtime();
-    let storage = FaultyStorage::new(FsStorage);
-    let faults = storage.faults();
-    let mut cfg = config(dir.path());
-    cfg.storage = std::sync::Arc::new(storage);
+    let (mut cfg, faults) = faulty_config(dir.path());
     cfg.prepare_segments = false;
     let log = Log::open(cfg.clone(), &queues()).expect("open");
     let mut acked = Vec::new();
@@ -278,7 +284,7 @@ fn new_segments_come_prepared_and_keep_their_records() {
 
 #[test]
 fn a_failing_preparer_only_costs_speed() {
-    use kinesin_log::{FaultKind, FaultOp, FaultyStorage, FsStorage, Times};
+    use kinesin_log::{FaultKind, FaultOp, Times};
     for (op, kind) in [
         (FaultOp::Allocate, FaultKind::NoSpace),
         (FaultOp::Read, FaultKind::Io),
@@ -286,10 +292,7 @@ fn a_failing_preparer_only_costs_speed() {
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let rt = runtime();
-        let storage = FaultyStorage::new(FsStorage);
-        let faults = storage.faults();
-        let mut cfg = config(dir.path());
-        cfg.storage = std::sync::Arc::new(storage);
+        let (cfg, faults) = faulty_config(dir.path());
         let fault = faults.arm(op, kind, Times::UntilCleared).only(".free");
         let log = Log::open(cfg.clone(), &queues()).expect("open");
         let mut acked = Vec::new();
@@ -360,16 +363,13 @@ fn a_prepared_file_never_outlives_its_segment_id() {
 #[test]
 fn a_failed_sync_under_concurrent_appends_loses_nothing_acknowledged_and_brings_back_nothing_failed(
 ) {
-    use kinesin_log::{FaultKind, FaultOp, FaultyStorage, FsStorage, Times};
+    use kinesin_log::{FaultKind, FaultOp, Times};
     use std::collections::BTreeMap;
     for skip in [0u64, 3, 10] {
         let dir = tempfile::tempdir().expect("tempdir");
         let rt = runtime();
-        let storage = FaultyStorage::new(FsStorage);
-        let faults = storage.faults();
-        let mut cfg = config(dir.path());
+        let (mut cfg, faults) = faulty_config(dir.path());
         cfg.segment_bytes = 1 << 20;
-        cfg.storage = std::sync::Arc::new(storage);
         let log = Log::open(cfg.clone(), &queues()).expect("open");
         faults
             .arm(FaultOp::Sync, FaultKind::Io, Times::Once)
