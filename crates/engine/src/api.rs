@@ -16,11 +16,12 @@ use crate::seqnum::SeqNum;
 /// Epoch milliseconds.
 pub type Millis = i64;
 
-/// Who is asking, and where: streams are scoped by account and region.
+/// Who is asking, and where: streams are scoped by account and region. Shared strings: the
+/// server builds a scope per request, almost always from the same account and region.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Scope {
-    pub account: String,
-    pub region: String,
+    pub account: std::sync::Arc<str>,
+    pub region: std::sync::Arc<str>,
 }
 
 /// A stream named by `StreamName`, `StreamARN`, or both (which must then agree).

@@ -1,5 +1,6 @@
 //! The engine: streams and their shards over the shared log.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use parking_lot::RwLock;
 
 use crate::api::*;
 use crate::hashkey::{even_range, parse_hash_key, partition_hash};
-use crate::meta::{stream_key, MetaStore, ShardMeta, StreamMeta};
+use crate::meta::{stream_key, with_stream_key, MetaStore, ShardMeta, StreamMeta};
 use crate::names::{java_date, parse_shard_id, parse_stream_arn, shard_id, stream_arn};
 use crate::seqnum::{SeqNum, MAX_COUNTER};
 use crate::throttle::{ShardBuckets, ShardLimits};
@@ -439,23 +440,26 @@ impl Engine {
     // Stream resolution
     // -----------------------------------------------------------------------------------------
 
-    /// Resolves StreamName/StreamARN to (name, stream handle).
-    fn resolve(&self, scope: &Scope, r: &StreamRef) -> Result<(String, StreamHandle)> {
+    /// Resolves StreamName/StreamARN to (name, stream handle). Allocates nothing on the way:
+    /// every data-plane request starts here.
+    fn resolve<'r>(&self, scope: &Scope, r: &'r StreamRef) -> Result<(Cow<'r, str>, StreamHandle)> {
         let name = self.resolve_name(scope, r)?;
-        let key = stream_key(&scope.account, &scope.region, &name);
-        match self.inner.streams.read().get(&key) {
-            Some(h) => Ok((name, h.clone())),
+        let found = with_stream_key(&scope.account, &scope.region, &name, |key| {
+            self.inner.streams.read().get(key).cloned()
+        });
+        match found {
+            Some(h) => Ok((name, h)),
             None => Err(not_found(&name, &scope.account)),
         }
     }
 
-    fn resolve_name(&self, scope: &Scope, r: &StreamRef) -> Result<String> {
+    fn resolve_name<'r>(&self, scope: &Scope, r: &'r StreamRef) -> Result<Cow<'r, str>> {
         match (&r.name, &r.arn) {
-            (Some(name), None) => Ok(name.clone()),
+            (Some(name), None) => Ok(Cow::Borrowed(name)),
             (name, Some(arn)) => {
                 let (region, account, arn_name) = parse_stream_arn(arn)
                     .ok_or_else(|| Error::InvalidArgument(format!("Invalid StreamARN: {arn}")))?;
-                if account != scope.account || region != scope.region {
+                if account != &*scope.account || region != &*scope.region {
                     return Err(Error::AccessDenied(format!(
                         "User is not authorized to access stream {arn}"
                     )));
@@ -467,7 +471,7 @@ impl Engine {
                         )));
                     }
                 }
-                Ok(arn_name.to_string())
+                Ok(Cow::Borrowed(arn_name))
             }
             (None, None) => Err(Error::InvalidArgument(
                 "Either StreamName or StreamARN should be provided.".into(),
@@ -486,7 +490,7 @@ impl Engine {
         let mut on_demand = 0;
         for (_, h) in self.inner.streams.read().iter() {
             let s = h.read();
-            if s.meta.account != scope.account || s.meta.region != scope.region {
+            if *s.meta.account != *scope.account || *s.meta.region != *scope.region {
                 continue;
             }
             if s.meta.mode == "ON_DEMAND" {
@@ -591,8 +595,8 @@ impl Engine {
         let delay = self.inner.cfg.create_stream_delay.as_millis() as i64;
         let meta = StreamMeta {
             version: 1,
-            account: scope.account.clone(),
-            region: scope.region.clone(),
+            account: scope.account.to_string(),
+            region: scope.region.to_string(),
             name: input.stream_name.clone(),
             created_ms,
             status: if delay > 0 { "CREATING" } else { "ACTIVE" }.into(),
@@ -1033,7 +1037,7 @@ impl Engine {
                     issued_ms: t,
                     stream_created_ms: st.meta.created_ms,
                     max_results: limit as u32,
-                    name: name.clone(),
+                    name: name.to_string(),
                     after_index: last.index,
                     filter: filter.as_ref().map(encode_filter).unwrap_or_default(),
                 },
@@ -1164,7 +1168,7 @@ impl Engine {
         // Held until the append resolves (even if this request is cancelled), so a reshard
         // cannot close the shard under an append in flight.
         let gate = handle.gate.clone().read_owned().await;
-        let (shard, entry, encryption) = {
+        let ((shard_index, shard_created_ms), entry, encryption) = {
             let st = handle.read();
             let max = Self::writable(&st, &name, &scope.account)?;
             let size = input.data.len() + input.partition_key.len();
@@ -1182,7 +1186,6 @@ impl Engine {
             }
             let shard = st
                 .route(hash)
-                .cloned()
                 .ok_or_else(|| not_found(&name, &scope.account))?;
             if let Some(limits) = self.limits_for(&st.meta) {
                 let t = now(&self.inner);
@@ -1204,9 +1207,13 @@ impl Engine {
             let entry = AppendEntry {
                 queue: shard.queue,
                 partition_key: Bytes::from(input.partition_key.into_bytes()),
-                data: self.seal_for(&st.meta, &shard, input.data)?,
+                data: self.seal_for(&st.meta, shard, input.data)?,
             };
-            (shard, entry, encryption_of(&st.meta))
+            (
+                (shard.index, shard.created_ms),
+                entry,
+                encryption_of(&st.meta),
+            )
         };
         let appended = self.append_holding(gate, vec![entry]).await?;
         let a = appended
@@ -1214,8 +1221,8 @@ impl Engine {
             .ok_or_else(|| Error::InternalFailure("Internal service failure.".into()))?;
         Ok(PutRecordOutput {
             sequence_number: record_seq_num(
-                shard.index,
-                shard.created_ms,
+                shard_index,
+                shard_created_ms,
                 a.position,
                 a.arrival_ms,
             ),
@@ -1442,9 +1449,9 @@ impl Engine {
                 stream_created_ms: st.meta.created_ms,
                 shard_index: index,
                 position,
-                account: scope.account.clone(),
-                region: scope.region.clone(),
-                stream_name: name,
+                account: scope.account.to_string(),
+                region: scope.region.to_string(),
+                stream_name: name.into_owned(),
             }),
         })
     }
@@ -1463,7 +1470,7 @@ impl Engine {
                 java_date(t)
             )));
         }
-        if it.account != scope.account || it.region != scope.region {
+        if *it.account != *scope.account || *it.region != *scope.region {
             return Err(Error::InvalidArgument("Invalid ShardIterator.".into()));
         }
         if let Some(arn) = &input.stream_arn {
@@ -1649,7 +1656,7 @@ impl Engine {
         }
         let (region, account, name) = parse_stream_arn(arn)
             .ok_or_else(|| Error::InvalidArgument(format!("Invalid ResourceARN: {arn}")))?;
-        if account != scope.account || region != scope.region {
+        if account != &*scope.account || region != &*scope.region {
             return Err(Error::AccessDenied(format!(
                 "User is not authorized to access resource {arn}"
             )));

@@ -123,6 +123,26 @@ impl StreamMeta {
     }
 }
 
+/// Calls `f` with the stream key, built on the stack when it fits (names are at most 128
+/// characters and regions 64, so it always does for keys the server can be asked for).
+pub fn with_stream_key<T>(account: &str, region: &str, name: &str, f: impl FnOnce(&str) -> T) -> T {
+    let mut buf = [0u8; 256];
+    let len = account.len() + region.len() + name.len() + 2;
+    if len > buf.len() {
+        return f(&stream_key(account, region, name));
+    }
+    let mut at = 0;
+    for part in [account, "/", region, "/", name] {
+        buf[at..at + part.len()].copy_from_slice(part.as_bytes());
+        at += part.len();
+    }
+    // Always UTF-8 (a concatenation of strings); checked rather than assumed.
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(key) => f(key),
+        Err(_) => f(&stream_key(account, region, name)),
+    }
+}
+
 pub fn stream_key(account: &str, region: &str, name: &str) -> String {
     // Built by hand: every data-plane request looks its stream up by this key.
     let mut key = String::with_capacity(account.len() + region.len() + name.len() + 2);

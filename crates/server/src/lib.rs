@@ -88,6 +88,8 @@ struct Shared {
     body_budget: Semaphore,
     /// A separate pool for small bodies, so large ones can never crowd small requests out.
     small_body_budget: Semaphore,
+    /// The configured account and region, shared by every request's scope that uses them.
+    default_scope: Scope,
 }
 
 /// Granularity of the body budget.
@@ -117,6 +119,10 @@ pub async fn serve(
         engine,
         body_budget: Semaphore::new(units),
         small_body_budget: Semaphore::new(SMALL_BODY_POOL / BODY_UNIT),
+        default_scope: Scope {
+            account: cfg.account.as_str().into(),
+            region: cfg.region.as_str().into(),
+        },
         cfg,
     });
     let slots = Arc::new(Semaphore::new(shared.cfg.max_connections));
@@ -307,7 +313,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Re
                 http_status: resp.status().as_u16(),
                 error_code: resp
                     .headers()
-                    .get("x-amzn-ErrorType")
+                    .get(X_AMZN_ERROR_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned),
                 read_only: audit::is_read_only(op),
@@ -317,16 +323,22 @@ async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Re
     }
     let headers = resp.headers_mut();
     if let Some(v) = id.header() {
-        headers.insert("x-amzn-RequestId", v);
+        headers.insert(X_AMZN_REQUEST_ID, v);
     }
     if let Some(v) = ids::extended_request_id() {
-        headers.insert("x-amz-id-2", v);
+        headers.insert(X_AMZ_ID_2, v);
     }
     if let Some(v) = ids::date() {
         headers.insert(http::header::DATE, v);
     }
     resp
 }
+
+// Response header names as constants: a name given as a string is parsed, and a custom one
+// allocated, on every insert.
+const X_AMZN_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-amzn-requestid");
+const X_AMZ_ID_2: http::HeaderName = http::HeaderName::from_static("x-amz-id-2");
+const X_AMZN_ERROR_TYPE: http::HeaderName = http::HeaderName::from_static("x-amzn-errortype");
 
 fn raw(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Body::full(body));
@@ -348,7 +360,7 @@ fn error_response(protocol: Protocol, code: &str, status: u16, body: Vec<u8>) ->
         body,
     );
     if let Ok(v) = HeaderValue::from_str(code) {
-        r.headers_mut().insert("x-amzn-ErrorType", v);
+        r.headers_mut().insert(X_AMZN_ERROR_TYPE, v);
     }
     r
 }
@@ -391,14 +403,16 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
             "<UnknownOperationException/>\n",
         );
     };
-    let operation = req
-        .headers()
-        .get("x-amz-target")
+    const X_AMZ_TARGET: http::HeaderName = http::HeaderName::from_static("x-amz-target");
+    // A cheap clone (shared bytes) that outlives the request head, which the body consumes.
+    let target = req.headers().get(X_AMZ_TARGET).cloned();
+    let operation = target
+        .as_ref()
         .and_then(|v| v.to_str().ok())
-        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .map(str::to_owned);
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX));
     let region = match auth::check(req.headers(), req.uri().query()) {
-        Ok(region) => region,
+        Ok(Some(r)) if r != &*shared.default_scope.region => Some(Arc::<str>::from(r)),
+        Ok(_) => None,
         Err(e) => return wire_error(protocol, &e.into_wire()),
     };
     // What SigV4 verification needs of the request head, kept before the body is consumed.
@@ -410,7 +424,9 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
     let Some(operation) = operation else {
         return wire_error(protocol, &WireError::unknown_operation());
     };
-    seen.operation = Some(operation.clone());
+    if shared.cfg.audit.is_some() {
+        seen.operation = Some(operation.to_owned());
+    }
     // Refuse oversized bodies up front when the client says how big they are.
     let declared = req
         .headers()
@@ -450,11 +466,13 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
         _ => None,
     };
     let scope = Scope {
-        account: shared.cfg.account.clone(),
-        region: region.unwrap_or_else(|| shared.cfg.region.clone()),
+        account: shared.default_scope.account.clone(),
+        region: region.unwrap_or_else(|| shared.default_scope.region.clone()),
     };
-    seen.region = Some(scope.region.clone());
-    let request = match kinesin_wire::decode_request(&operation, protocol, &body) {
+    if shared.cfg.audit.is_some() {
+        seen.region = Some(scope.region.to_string());
+    }
+    let request = match kinesin_wire::decode_request(operation, protocol, &body) {
         Ok(r) => r,
         Err(e) => return wire_error(protocol, &e),
     };
@@ -552,10 +570,13 @@ async fn read_body<'s>(
     shared: &'s Shared,
     mut body: Incoming,
     declared: Option<u64>,
-) -> Result<(Bytes, Vec<tokio::sync::SemaphorePermit<'s>>), BodyError> {
+) -> Result<(Bytes, Option<tokio::sync::SemaphorePermit<'s>>), BodyError> {
     let deadline = tokio::time::Instant::now() + shared.cfg.read_timeout;
-    let mut buf = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n.min(1 << 20) as usize));
-    let mut room: Vec<tokio::sync::SemaphorePermit<'_>> = Vec::new();
+    // A body that arrives as one frame (most do) is kept as that frame, without a copy; from
+    // the second frame on, the frames are gathered in `gathered`.
+    let mut whole = Bytes::new();
+    let mut gathered = bytes::BytesMut::new();
+    let mut room: Option<tokio::sync::SemaphorePermit<'_>> = None;
     let mut held_units = 0usize;
     let mut held_small = true;
     loop {
@@ -568,7 +589,7 @@ async fn read_body<'s>(
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let total = buf.len() + data.len();
+        let total = whole.len() + gathered.len() + data.len();
         if total > shared.cfg.max_body_bytes {
             return Err(BodyError::TooLarge);
         }
@@ -580,7 +601,7 @@ async fn read_body<'s>(
             (&shared.body_budget, false)
         };
         if !small && held_small {
-            room.clear();
+            room = None;
             held_units = 0;
             held_small = false;
         }
@@ -589,13 +610,23 @@ async fn read_body<'s>(
             let units = needed.min(u32::MAX as usize) as u32;
             let wait = tokio::time::Instant::now() + BODY_ROOM_WAIT;
             match tokio::time::timeout_at(wait.min(deadline), pool.acquire_many(units)).await {
-                Ok(Ok(p)) => room.push(p),
+                Ok(Ok(p)) => merge_room(&mut room, p),
                 Ok(Err(_)) | Err(_) => return Err(BodyError::NoRoom),
             }
             held_units += needed;
             held_small = small;
         }
-        buf.extend_from_slice(&data);
+        if whole.is_empty() && gathered.is_empty() {
+            whole = data;
+        } else {
+            if gathered.is_empty() {
+                let expected = declared.map_or(0, |n| n.min(1 << 20) as usize);
+                gathered.reserve(expected.max(whole.len() + data.len()));
+                gathered.extend_from_slice(&whole);
+                whole = Bytes::new();
+            }
+            gathered.extend_from_slice(&data);
+        }
     }
     // Decoding keeps the records beside the body (base64 text decodes to 3/4 of its size) and
     // the log copies them into its write batch: take as much room again before decoding, so
@@ -609,11 +640,28 @@ async fn read_body<'s>(
         let units = held_units.min(u32::MAX as usize) as u32;
         let wait = tokio::time::Instant::now() + BODY_ROOM_WAIT;
         match tokio::time::timeout_at(wait, pool.acquire_many(units)).await {
-            Ok(Ok(p)) => room.push(p),
+            Ok(Ok(p)) => merge_room(&mut room, p),
             Ok(Err(_)) | Err(_) => return Err(BodyError::NoRoom),
         }
     }
-    Ok((buf.freeze(), room))
+    let body = if gathered.is_empty() {
+        whole
+    } else {
+        gathered.freeze()
+    };
+    Ok((body, room))
+}
+
+/// Adds permits to the room a body holds (always from the same pool: the room is dropped when a
+/// body moves to the large pool).
+fn merge_room<'s>(
+    room: &mut Option<tokio::sync::SemaphorePermit<'s>>,
+    more: tokio::sync::SemaphorePermit<'s>,
+) {
+    match room {
+        Some(held) => held.merge(more),
+        None => *room = Some(more),
+    }
 }
 
 fn too_large() -> Response<Body> {

@@ -97,7 +97,7 @@ impl Engine {
                         .ok_or_else(|| {
                             Error::InvalidArgument(format!("Invalid ConsumerARN: {arn}"))
                         })?;
-                    if region != scope.region || account != scope.account {
+                    if *region != *scope.region || *account != *scope.account {
                         return Err(Error::AccessDenied(format!(
                             "User is not authorized to access consumer {arn}"
                         )));
@@ -119,13 +119,15 @@ impl Engine {
                     (stream, consumer, Some(secs))
                 }
                 (None, Some(sa), Some(name)) => {
-                    let name_of = self.resolve_name(
-                        scope,
-                        &StreamRef {
-                            name: None,
-                            arn: Some(sa.clone()),
-                        },
-                    )?;
+                    let name_of = self
+                        .resolve_name(
+                            scope,
+                            &StreamRef {
+                                name: None,
+                                arn: Some(sa.clone()),
+                            },
+                        )?
+                        .into_owned();
                     (name_of, name.clone(), None)
                 }
                 _ => {
@@ -158,13 +160,11 @@ impl Engine {
         input: RegisterStreamConsumerInput,
     ) -> Result<Consumer> {
         let _guard = self.inner.control.lock().await;
-        let (name, handle) = self.resolve(
-            scope,
-            &StreamRef {
-                name: None,
-                arn: Some(input.stream_arn.clone()),
-            },
-        )?;
+        let stream = StreamRef {
+            name: None,
+            arn: Some(input.stream_arn.clone()),
+        };
+        let (name, handle) = self.resolve(scope, &stream)?;
         if let Some(tags) = &input.tags {
             validate_tags(tags)?;
         }
@@ -250,13 +250,11 @@ impl Engine {
             }
             None => None,
         };
-        let (name, handle) = self.resolve(
-            scope,
-            &StreamRef {
-                name: None,
-                arn: Some(input.stream_arn.clone()),
-            },
-        )?;
+        let stream = StreamRef {
+            name: None,
+            arn: Some(input.stream_arn.clone()),
+        };
+        let (name, handle) = self.resolve(scope, &stream)?;
         let st = handle.read();
         if let Some(ts) = input.stream_creation_timestamp {
             if ts / 1000 != st.meta.created_ms / 1000 {
@@ -466,7 +464,7 @@ impl Engine {
             consumer_name: consumer.name,
             consumer_created_ms: consumer.created_ms,
             stream_name,
-            account: scope.account.clone(),
+            account: scope.account.to_string(),
             shard,
             position,
             deadline_ms: t + SUBSCRIPTION_MS,

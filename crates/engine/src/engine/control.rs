@@ -202,13 +202,11 @@ impl Engine {
         input: UpdateStreamModeInput,
     ) -> Result<()> {
         let _guard = self.inner.control.lock().await;
-        let (name, handle) = self.resolve(
-            scope,
-            &StreamRef {
-                name: None,
-                arn: Some(input.stream_arn.clone()),
-            },
-        )?;
+        let stream = StreamRef {
+            name: None,
+            arn: Some(input.stream_arn.clone()),
+        };
+        let (name, handle) = self.resolve(scope, &stream)?;
         if input.warm_throughput_mibps.is_some() && !self.commitment_enabled(&scope.account)? {
             return Err(Error::InvalidArgument(
                 "WarmThroughputMiBps requires an account with MinimumThroughputBillingCommitment enabled."

@@ -439,7 +439,7 @@ impl Engine {
         })
         .await?;
         Ok(UpdateShardCountOutput {
-            stream_name: name,
+            stream_name: name.into_owned(),
             current_shard_count: current,
             target_shard_count: target,
             stream_arn: arn,
