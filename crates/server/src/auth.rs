@@ -141,8 +141,7 @@ pub fn check<'h>(
         .filter(|b| {
             b.iter()
                 .fold(true, |ok, &c| ok & ((32..127).contains(&c) | (c == b'\t')))
-        })
-        .and_then(|b| std::str::from_utf8(b).ok());
+        });
     let presigned = query_has(query, "X-Amz-Algorithm");
     let auth = match (auth, presigned) {
         (Some(_), true) => return Err(AuthError::BothForms),
@@ -155,9 +154,10 @@ pub fn check<'h>(
     let mut credential = None;
     let mut signed_headers = false;
     let mut signature = false;
-    // Split as bytes, at separators found with memchr: this runs per request. Pieces end at
-    // ASCII separators, so each is valid UTF-8 again. The first piece is the algorithm.
-    let bytes = auth.as_bytes();
+    // Split as bytes, at separators found with memchr: this runs per request. The header is
+    // visible ASCII (checked above), so every piece is valid UTF-8. The first piece is the
+    // algorithm.
+    let bytes = auth;
     let ends = memchr::memchr2_iter(b',', b' ', bytes).chain(std::iter::once(bytes.len()));
     let mut start = 0;
     for (i, end) in ends.enumerate() {
@@ -171,7 +171,7 @@ pub fn check<'h>(
             None => (part, &[][..]),
         };
         match k {
-            b"Credential" => credential = std::str::from_utf8(v).ok(),
+            b"Credential" => credential = Some(v),
             b"SignedHeaders" => signed_headers = true,
             b"Signature" => signature = true,
             _ => {}
@@ -195,14 +195,17 @@ pub fn check<'h>(
     }
     if !msg.is_empty() {
         msg.push_str("Authorization=");
-        msg.push_str(auth);
+        msg.push_str(&String::from_utf8_lossy(auth));
         return Err(AuthError::IncompleteSignature(msg));
     }
     // Credential = AKID/date/region/service/aws4_request
-    let region = credential
-        .and_then(|c| c.split('/').nth(2))
-        .filter(|r| !r.is_empty() && r.len() <= 64);
-    Ok(region)
+    let region = credential.and_then(|c| {
+        let mut slashes = memchr::memchr_iter(b'/', c);
+        let start = slashes.nth(1)? + 1;
+        let end = slashes.next().unwrap_or(c.len());
+        std::str::from_utf8(c.get(start..end)?).ok()
+    });
+    Ok(region.filter(|r| !r.is_empty() && r.len() <= 64))
 }
 
 #[cfg(test)]

@@ -63,17 +63,13 @@ impl RequestId {
 
 /// 72 random bytes in base64 (96 characters), as AWS sends in `x-amz-id-2`.
 pub fn extended_request_id() -> Option<HeaderValue> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = [0u8; 96];
-    // Each 64-bit draw gives 10 characters (60 bits); ten draws cover 96 characters.
-    for chunk in out.chunks_mut(10) {
-        let mut bits = next_u64();
-        for slot in chunk {
-            *slot = ALPHABET[(bits & 63) as usize];
-            bits >>= 6;
-        }
+    let mut random = [0u8; 72];
+    for chunk in random.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&next_u64().to_le_bytes());
     }
-    HeaderValue::from_bytes(&out).ok()
+    let mut out = [0u8; 96];
+    let encoded = base64_simd::STANDARD.encode(&random, base64_simd::Out::from_slice(&mut out));
+    HeaderValue::from_bytes(encoded).ok()
 }
 
 /// The current time as an HTTP date, formatted at most once per second per thread.
