@@ -608,11 +608,7 @@ async fn read_body<'s>(
         let needed = total.div_ceil(BODY_UNIT).saturating_sub(held_units);
         if needed > 0 {
             let units = needed.min(u32::MAX as usize) as u32;
-            let wait = tokio::time::Instant::now() + BODY_ROOM_WAIT;
-            match tokio::time::timeout_at(wait.min(deadline), pool.acquire_many(units)).await {
-                Ok(Ok(p)) => merge_room(&mut room, p),
-                Ok(Err(_)) | Err(_) => return Err(BodyError::NoRoom),
-            }
+            merge_room(&mut room, take_room(pool, units, deadline).await?);
             held_units += needed;
             held_small = small;
         }
@@ -638,11 +634,7 @@ async fn read_body<'s>(
             &shared.body_budget
         };
         let units = held_units.min(u32::MAX as usize) as u32;
-        let wait = tokio::time::Instant::now() + BODY_ROOM_WAIT;
-        match tokio::time::timeout_at(wait, pool.acquire_many(units)).await {
-            Ok(Ok(p)) => merge_room(&mut room, p),
-            Ok(Err(_)) | Err(_) => return Err(BodyError::NoRoom),
-        }
+        merge_room(&mut room, take_room(pool, units, deadline).await?);
     }
     let body = if gathered.is_empty() {
         whole
@@ -650,6 +642,23 @@ async fn read_body<'s>(
         gathered.freeze()
     };
     Ok((body, room))
+}
+
+/// Takes `units` of a body pool, waiting at most BODY_ROOM_WAIT (and not past `deadline`).
+/// Most of the time there is room: then no clock is read and no timer is made.
+async fn take_room(
+    pool: &Semaphore,
+    units: u32,
+    deadline: tokio::time::Instant,
+) -> Result<tokio::sync::SemaphorePermit<'_>, BodyError> {
+    if let Ok(permit) = pool.try_acquire_many(units) {
+        return Ok(permit);
+    }
+    let wait = tokio::time::Instant::now() + BODY_ROOM_WAIT;
+    match tokio::time::timeout_at(wait.min(deadline), pool.acquire_many(units)).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_)) | Err(_) => Err(BodyError::NoRoom),
+    }
 }
 
 /// Adds permits to the room a body holds (always from the same pool: the room is dropped when a
