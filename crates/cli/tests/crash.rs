@@ -508,13 +508,16 @@ fn shard_index(id: &str) -> Option<u32> {
     id.strip_prefix("shardId-")?.parse().ok()
 }
 
-/// (sequence number, partition key, data) of every record of a shard, from TRIM_HORIZON to the
+/// A record as read back: (sequence number, partition key, data).
+type ReadRecord = (String, String, Vec<u8>);
+
+/// Every record of a shard, from TRIM_HORIZON to the
 /// shard end (closed: a null NextShardIterator) or the tip (open: an empty read 0 ms behind).
 async fn read_shard(
     client: &Client,
     stream: &str,
     shard: &ShardInfo,
-) -> Result<Vec<(String, String, Vec<u8>)>, String> {
+) -> Result<Vec<ReadRecord>, String> {
     let it = tokio::time::timeout(
         CALL_TIMEOUT,
         client
@@ -690,7 +693,7 @@ struct Checked {
 /// ledger; turns Unknown/InFlight records into Found or Lost. Returns the failures found.
 async fn verify(client: &Client, shared: &Shared, round: u32) -> Result<Checked, Vec<String>> {
     let mut fails: Vec<String> = Vec::new();
-    let mut reads: Vec<(usize, Vec<ShardInfo>, Vec<Vec<(String, String, Vec<u8>)>>)> = Vec::new();
+    let mut reads: Vec<(usize, Vec<ShardInfo>, Vec<Vec<ReadRecord>>)> = Vec::new();
     for (s, (name, _)) in STREAMS.iter().enumerate() {
         let shards = match list_all_shards(client, name).await {
             Ok(v) => lineage_order(&v),

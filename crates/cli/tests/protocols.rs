@@ -310,8 +310,11 @@ fn framework_errors_match_aws() {
     });
 }
 
-/// Splits one event-stream message off the front of `buf`: (headers, payload).
-fn take_frame(buf: &mut Vec<u8>) -> Option<(Vec<(String, String)>, Vec<u8>)> {
+/// An event-stream message: (headers, payload).
+type Frame = (Vec<(String, String)>, Vec<u8>);
+
+/// Splits one event-stream message off the front of `buf`.
+fn take_frame(buf: &mut Vec<u8>) -> Option<Frame> {
     if buf.len() < 12 {
         return None;
     }

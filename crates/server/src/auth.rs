@@ -234,7 +234,7 @@ mod tests {
             ("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20240101/eu-west-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"),
             ("x-amz-date", "20240101T000000Z"),
         ]);
-        assert_eq!(check(&h, None), Ok(Some("eu-west-1".into())));
+        assert_eq!(check(&h, None), Ok(Some("eu-west-1")));
         assert_eq!(
             check(&h, Some("X-Amz-Algorithm=AWS4")),
             Err(AuthError::BothForms)
