@@ -117,7 +117,8 @@
 //!   in practice);
 //! - sealed segments' block lists: a cache of at most `index_cache_blocks` 40-byte entries;
 //! - open read handles: at most `max_open_segments`;
-//! - pending appends: at most `max_pending_appends`; one batch buffer of about
+//! - pending appends: at most `max_pending_appends`, holding at most `max_pending_bytes` of
+//!   records (an append bigger than that waits until it is alone); one batch buffer of about
 //!   `max_batch_bytes` (an append bigger than that is taken alone; appends are capped at
 //!   `max(max_batch_bytes, 65 MiB)`).
 //!
@@ -206,6 +207,9 @@ pub struct LogConfig {
     pub max_batch_bytes: usize,
     /// Most appends waiting for the writer; `append` waits for room beyond it. Default 4096.
     pub max_pending_appends: usize,
+    /// Most bytes of records (encoded size) waiting for the writer; `append` waits for room
+    /// beyond it. Default 256 MiB.
+    pub max_pending_bytes: usize,
     /// Most segment files kept open for reads. Default 64.
     pub max_open_segments: usize,
     /// Most sealed-segment block-list entries (40 bytes each) cached in memory. Default 262,144
@@ -228,6 +232,7 @@ impl LogConfig {
             durability: Durability::Fsync,
             max_batch_bytes: 16 << 20,
             max_pending_appends: 4096,
+            max_pending_bytes: 256 << 20,
             max_open_segments: 64,
             index_cache_blocks: 256 << 10,
             clock: Arc::new(SystemClock),
@@ -235,6 +240,19 @@ impl LogConfig {
             prepare_segments: true,
         }
     }
+}
+
+/// The pending-bytes budget in permits: at least one maximal append's worth of 1 byte, and
+/// within what a semaphore and one `acquire_many` (u32) can count.
+fn pending_bytes_limit(config: &LogConfig) -> u64 {
+    (config.max_pending_bytes as u64).clamp(1, u64::from(u32::MAX))
+}
+
+/// What waits for the writer (see [`Log::pending`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingAppends {
+    pub appends: usize,
+    pub bytes: usize,
 }
 
 /// One record to append.
@@ -332,6 +350,9 @@ pub(crate) struct Shared {
     pub pending_ready: Condvar,
     /// Permits for pending appends: `append` waits here when `max_pending_appends` are queued.
     pub room: Semaphore,
+    /// One permit per byte of pending records: `append` waits here when `max_pending_bytes`
+    /// are queued.
+    pub room_bytes: Semaphore,
     pub read_files: Mutex<ReadFiles>,
     pub block_lists: Mutex<BlockListCache>,
     pub free_files: FreeFiles,
@@ -434,6 +455,7 @@ impl Log {
             pending: Mutex::new(Pending::default()),
             pending_ready: Condvar::new(),
             room: Semaphore::new(config.max_pending_appends.clamp(1, Semaphore::MAX_PERMITS)),
+            room_bytes: Semaphore::new(pending_bytes_limit(&config) as usize),
             read_files: Mutex::new(Lru::new(config.max_open_segments)),
             block_lists: Mutex::new(Lru::new(config.index_cache_blocks)),
             free_files,
@@ -574,23 +596,32 @@ impl Log {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        shared
+        // Both permits stay guards (returned if this future is dropped) until the request is
+        // queued; from then on the writer returns them when it takes the request.
+        let slot = shared
             .room
             .acquire()
             .await
-            .map_err(|_| shared.closed_error())?
-            .forget();
+            .map_err(|_| shared.closed_error())?;
+        // An append bigger than the whole byte budget takes all of it, so it still gets in.
+        let room_bytes = (bytes as u64).min(pending_bytes_limit(&shared.config)) as u32;
+        let size = shared
+            .room_bytes
+            .acquire_many(room_bytes)
+            .await
+            .map_err(|_| shared.closed_error())?;
         let (reply, response) = oneshot::channel();
         {
             let mut pending = shared.pending.lock();
             if pending.closing {
-                drop(pending);
-                shared.room.add_permits(1);
                 return Err(shared.closed_error());
             }
+            slot.forget();
+            size.forget();
             pending.requests.push_back(Request {
                 entries,
                 bytes,
+                room_bytes,
                 reply,
                 _hold: Box::new(hold),
             });
@@ -724,6 +755,16 @@ impl Log {
     /// Where the segments started since the log opened came from.
     pub fn segment_sources(&self) -> SegmentSources {
         self.shared().free_files.pool.lock().sources
+    }
+
+    /// Appends queued for the writer and not yet taken into a group commit, and their encoded
+    /// bytes (bounded by `max_pending_appends` and `max_pending_bytes`).
+    pub fn pending(&self) -> PendingAppends {
+        let pending = self.shared().pending.lock();
+        PendingAppends {
+            appends: pending.requests.len(),
+            bytes: pending.requests.iter().map(|r| r.bytes).sum(),
+        }
     }
 
     /// Files ready to become new segments (recycled from retention or prepared).

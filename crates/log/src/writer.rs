@@ -48,6 +48,8 @@ pub(crate) struct Request {
     pub entries: Vec<AppendEntry>,
     /// Encoded size of the records, to bound batches.
     pub bytes: usize,
+    /// Permits of `Shared::room_bytes` this request holds while it waits.
+    pub room_bytes: u32,
     pub reply: oneshot::Sender<Result<Vec<Appended>>>,
     /// Dropped with the request, after its reply is sent (see [`crate::Log::append_holding`]).
     pub _hold: Box<dyn Send>,
@@ -227,21 +229,24 @@ impl Writer {
                     None
                 } else {
                     let mut bytes = 0usize;
+                    let mut room_bytes = 0usize;
                     while let Some(front) = pending.requests.front() {
                         if !batch.is_empty() && bytes + front.bytes > max_bytes {
                             break;
                         }
                         bytes += front.bytes;
+                        room_bytes += front.room_bytes as usize;
                         if let Some(request) = pending.requests.pop_front() {
                             batch.push(request);
                         }
                     }
-                    Some(batch.len())
+                    Some((batch.len(), room_bytes))
                 }
             };
             match taken {
-                Some(taken) => {
+                Some((taken, room_bytes)) => {
                     self.shared.room.add_permits(taken);
+                    self.shared.room_bytes.add_permits(room_bytes);
                     return taken > 0;
                 }
                 None => {

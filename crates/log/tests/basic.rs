@@ -3,9 +3,13 @@
 mod common;
 
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use common::{entry, mem_config, read_all, runtime, TestClock};
-use kinesin_log::{CrashMode, Log, LogError, MemStorage, QueueBounds, Storage};
+use kinesin_log::{
+    CrashMode, Log, LogError, MemStorage, PendingAppends, QueueBounds, Storage, StorageFile,
+};
 
 #[test]
 fn append_assigns_dense_positions_per_queue_in_input_order() {
@@ -537,4 +541,238 @@ fn a_queue_stays_contiguous_after_retention_deleted_its_later_segments_and_a_res
     let records = read_all(&log, 1);
     let positions: Vec<u64> = records.iter().map(|r| r.position).collect();
     assert_eq!(positions, vec![31]);
+}
+
+/// Storage whose syncs wait while a gate is closed: holds the writer inside a group commit so
+/// that appends pile up behind it.
+#[derive(Clone)]
+struct GatedStorage {
+    inner: MemStorage,
+    /// (closed, syncs waiting at the gate)
+    closed: Arc<(Mutex<(bool, usize)>, Condvar)>,
+}
+
+/// Opens the gate when dropped, so that a failing test unwinds instead of waiting forever for
+/// the writer (declare it after the log: locals drop in reverse order).
+struct OpenOnDrop(GatedStorage);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.set_closed(false);
+    }
+}
+
+impl GatedStorage {
+    fn new(inner: MemStorage) -> GatedStorage {
+        GatedStorage {
+            inner,
+            closed: Arc::new((Mutex::new((false, 0)), Condvar::new())),
+        }
+    }
+
+    fn set_closed(&self, closed: bool) {
+        let (lock, cv) = &*self.closed;
+        lock.lock().expect("gate").0 = closed;
+        cv.notify_all();
+    }
+
+    /// Waits until the writer is held at the gate inside a sync.
+    fn wait_for_held_sync(&self) {
+        common::wait_until("the writer to wait in a sync", || {
+            self.closed.0.lock().expect("gate").1 > 0
+        });
+    }
+}
+
+struct GatedFile {
+    inner: Arc<dyn StorageFile>,
+    closed: Arc<(Mutex<(bool, usize)>, Condvar)>,
+}
+
+impl StorageFile for GatedFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        let (lock, cv) = &*self.closed;
+        let mut gate = lock.lock().expect("gate");
+        gate.1 += 1;
+        while gate.0 {
+            gate = cv.wait(gate).expect("gate");
+        }
+        gate.1 -= 1;
+        drop(gate);
+        self.inner.sync_data()
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.inner.size()
+    }
+    fn allocate(&self, len: u64) -> std::io::Result<()> {
+        self.inner.allocate(len)
+    }
+}
+
+impl Storage for GatedStorage {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn create(&self, path: &Path) -> std::io::Result<Arc<dyn StorageFile>> {
+        let inner = self.inner.create(path)?;
+        Ok(Arc::new(GatedFile {
+            inner,
+            closed: self.closed.clone(),
+        }))
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn StorageFile>> {
+        let inner = self.inner.open(path)?;
+        Ok(Arc::new(GatedFile {
+            inner,
+            closed: self.closed.clone(),
+        }))
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+fn gated_log(max_pending_bytes: usize) -> (GatedStorage, Log) {
+    let gated = GatedStorage::new(MemStorage::new());
+    let clock = TestClock::new(1_000);
+    let mut config = mem_config(&MemStorage::new(), &clock, 1 << 20);
+    config.storage = Arc::new(gated.clone());
+    config.max_pending_bytes = max_pending_bytes;
+    config.prepare_segments = false;
+    let log = Log::open(config, &[(1, 60_000)]).expect("open");
+    (gated, log)
+}
+
+#[test]
+fn pending_appends_are_bounded_in_bytes() {
+    let rt = runtime();
+    // Room for three of the ~1.1 KiB records below, not four.
+    let (gated, log) = gated_log(4_000);
+    let log = Arc::new(log);
+    let _open_on_exit = OpenOnDrop(gated.clone());
+    gated.set_closed(true);
+    let record = vec![7u8; 1024];
+    let mut tasks = Vec::new();
+    // The first is taken by the writer, which then waits in its sync.
+    let spawn = |tasks: &mut Vec<_>, key: String| {
+        let log = log.clone();
+        let data = record.clone();
+        tasks.push(rt.spawn(async move { log.append(vec![entry(1, &key, &data)]).await }));
+    };
+    spawn(&mut tasks, "first".into());
+    gated.wait_for_held_sync();
+    for i in 0..6 {
+        spawn(&mut tasks, format!("k{i}"));
+    }
+    common::wait_until("three appends queue", || log.pending().appends == 3);
+    // The other three wait for room, not in the queue.
+    std::thread::sleep(Duration::from_millis(100));
+    let pending = log.pending();
+    assert_eq!(pending.appends, 3, "{pending:?}");
+    assert!(pending.bytes <= 4_000, "{pending:?}");
+    assert!(tasks.iter().all(|t| !t.is_finished()));
+    gated.set_closed(false);
+    let mut positions: Vec<u64> = tasks
+        .into_iter()
+        .map(|t| rt.block_on(t).expect("join").expect("append")[0].position)
+        .collect();
+    positions.sort_unstable();
+    assert_eq!(positions, (0..7).collect::<Vec<u64>>());
+    assert_eq!(log.pending(), PendingAppends::default());
+}
+
+#[test]
+fn an_append_bigger_than_the_byte_budget_still_goes_in_alone() {
+    let rt = runtime();
+    let (_gated, log) = gated_log(1_000);
+    let big = vec![1u8; 64 << 10];
+    for round in 0..3 {
+        let appended = rt
+            .block_on(log.append(vec![entry(1, "big", &big), entry(1, "small", b"x")]))
+            .expect("append");
+        assert_eq!(appended[0].position, round * 2);
+    }
+    assert_eq!(read_all(&log, 1).len(), 6);
+}
+
+#[test]
+fn appends_dropped_while_waiting_for_room_give_it_back() {
+    let rt = runtime();
+    let (gated, log) = gated_log(4_000);
+    let log = Arc::new(log);
+    let _open_on_exit = OpenOnDrop(gated.clone());
+    gated.set_closed(true);
+    let first = {
+        let log = log.clone();
+        rt.spawn(async move { log.append(vec![entry(1, "first", &[0u8; 1024])]).await })
+    };
+    gated.wait_for_held_sync();
+    // Fill the room, then give up on appends that wait for more.
+    let queued: Vec<_> = (0..3)
+        .map(|i| {
+            let log = log.clone();
+            rt.spawn(async move {
+                log.append(vec![entry(1, &format!("q{i}"), &[1u8; 1024])])
+                    .await
+            })
+        })
+        .collect();
+    common::wait_until("three appends queue", || log.pending().appends == 3);
+    for i in 0..5 {
+        let waited = rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_millis(20),
+                log.append(vec![entry(1, &format!("dropped{i}"), &[2u8; 1024])]),
+            )
+            .await
+        });
+        assert!(waited.is_err(), "an append got room that was not there");
+    }
+    gated.set_closed(false);
+    rt.block_on(first).expect("join").expect("append");
+    for q in queued {
+        rt.block_on(q).expect("join").expect("append");
+    }
+    // All the room came back: three more fit at once behind a stalled writer.
+    gated.set_closed(true);
+    let blocker = {
+        let log = log.clone();
+        rt.spawn(async move { log.append(vec![entry(1, "blocker", &[0u8; 1024])]).await })
+    };
+    gated.wait_for_held_sync();
+    let more: Vec<_> = (0..3)
+        .map(|i| {
+            let log = log.clone();
+            rt.spawn(async move {
+                log.append(vec![entry(1, &format!("m{i}"), &[3u8; 1024])])
+                    .await
+            })
+        })
+        .collect();
+    common::wait_until("three more appends queue", || log.pending().appends == 3);
+    gated.set_closed(false);
+    rt.block_on(blocker).expect("join").expect("append");
+    for m in more {
+        rt.block_on(m).expect("join").expect("append");
+    }
+    let data: Vec<Vec<u8>> = read_all(&log, 1)
+        .into_iter()
+        .map(|r| r.data.to_vec())
+        .collect();
+    assert_eq!(data.len(), 8, "dropped appends were never written");
 }
