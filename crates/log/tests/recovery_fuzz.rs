@@ -77,3 +77,20 @@ fn fuzz_findings_stay_fixed() {
         0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x04, 0xb0, 0xe6,
     ]);
 }
+
+/// The fuzz target's committed corpus (`crates/log/fuzz/corpus/recovery`), input by input.
+#[test]
+fn the_recovery_fuzz_corpus_replays() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/recovery");
+    let mut inputs: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("corpus entry").path())
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "{} is empty", dir.display());
+    for path in inputs {
+        let input = std::fs::read(&path).expect("corpus file");
+        let outcome = std::panic::catch_unwind(|| exercise_recovery(&input));
+        assert!(outcome.is_ok(), "finding: {}", path.display());
+    }
+}

@@ -40,6 +40,8 @@ pub mod eventstream;
 mod fast;
 mod model;
 pub mod sigv4;
+#[doc(hidden)]
+pub mod testing;
 mod value;
 
 /// The body format of a request; responses and errors use the same one.

@@ -256,3 +256,38 @@ fn hostile_sizes_are_refused_quickly() {
     let many = format!("{{\"x\":[{}0]}}", "0,".repeat(1_000_000));
     check_all(Protocol::Json, many.as_bytes());
 }
+
+/// Every input of a fuzz target's committed corpus (`crates/wire/fuzz/corpus/<target>`).
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut inputs: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("corpus entry").path();
+            let bytes = std::fs::read(&path).expect("corpus file");
+            (path.display().to_string(), bytes)
+        })
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty(), "{} is empty", dir.display());
+    inputs
+}
+
+#[test]
+fn the_decode_fuzz_corpus_replays() {
+    for (name, input) in corpus("decode") {
+        let outcome = std::panic::catch_unwind(|| kinesin_wire::testing::exercise_decode(&input));
+        assert!(outcome.is_ok(), "finding: {name}");
+    }
+}
+
+#[test]
+fn the_fast_decode_fuzz_corpus_replays() {
+    for (name, input) in corpus("fast_decode") {
+        let outcome =
+            std::panic::catch_unwind(|| kinesin_wire::testing::exercise_fast_decode(&input));
+        assert!(outcome.is_ok(), "finding: {name}");
+    }
+}

@@ -3,7 +3,8 @@
 //! optionally with every checksum recomputed so the edits get past them), which is opened,
 //! read in full, appended to, closed and opened again. See
 //! `kinesin_log::testing::exercise_recovery`. Any panic (in any thread), hang or runaway
-//! allocation is a finding.
+//! allocation is a finding. `cargo test -p kinesin-log --test recovery_fuzz` replays the committed
+//! corpus.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

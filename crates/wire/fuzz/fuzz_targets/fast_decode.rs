@@ -5,21 +5,13 @@
 //! decodes otherwise, or one it accepts that the general path refuses — is a finding.
 //!
 //! Run: `cd crates/wire && RUSTC_BOOTSTRAP=1 cargo fuzz run fast_decode -- -rss_limit_mb=512`
+//!
+//! The checks live in `kinesin_wire::testing::exercise_fast_decode`, which `cargo test` also runs over
+//! this target's committed corpus.
 #![no_main]
 
-use kinesin_wire::{decode_request, decode_request_general, Protocol};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, body)) = data.split_first() else {
-        return;
-    };
-    let op = if selector & 1 == 0 { "PutRecords" } else { "PutRecord" };
-    let answer = |r: Result<kinesin_wire::Request, kinesin_wire::WireError>| {
-        format!("{:?}", r.map_err(|e| e.to_string()))
-    };
-    assert_eq!(
-        answer(decode_request(op, Protocol::Json, body)),
-        answer(decode_request_general(op, Protocol::Json, body)),
-    );
+    kinesin_wire::testing::exercise_fast_decode(data);
 });
