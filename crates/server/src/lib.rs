@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod authz;
 mod body;
+mod buffers;
 mod dispatch;
 mod idle;
 mod ids;
@@ -90,6 +91,8 @@ struct Shared {
     small_body_budget: Semaphore,
     /// The configured account and region, shared by every request's scope that uses them.
     default_scope: Scope,
+    /// Reused buffers for GetRecords bodies (see `buffers`).
+    response_buffers: Arc<buffers::ResponseBuffers>,
 }
 
 /// Granularity of the body budget.
@@ -123,6 +126,7 @@ pub async fn serve(
             account: cfg.account.as_str().into(),
             region: cfg.region.as_str().into(),
         },
+        response_buffers: Arc::default(),
         cfg,
     });
     let slots = Arc::new(Semaphore::new(shared.cfg.max_connections));
@@ -503,7 +507,13 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
     }
     match dispatch::dispatch(&shared.engine, &scope, request).await {
         Ok(response) => {
-            let body = kinesin_wire::encode_response(protocol, &response);
+            let body = if matches!(response, kinesin_wire::Response::GetRecords(_)) {
+                let buf = shared.response_buffers.take();
+                let buf = kinesin_wire::encode_response_into(protocol, &response, buf);
+                shared.response_buffers.body(buf)
+            } else {
+                Bytes::from(kinesin_wire::encode_response(protocol, &response))
+            };
             raw(StatusCode::OK, protocol.content_type(), body)
         }
         Err(e) => engine_error(protocol, &e),

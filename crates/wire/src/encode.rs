@@ -46,10 +46,12 @@ pub(crate) struct JsonSink {
 
 impl JsonSink {
     pub fn with_capacity(n: usize) -> JsonSink {
-        JsonSink {
-            out: Vec::with_capacity(n),
-            comma: false,
-        }
+        JsonSink::into_vec(Vec::with_capacity(n))
+    }
+
+    /// Writes after whatever `out` holds (callers pass an empty buffer to reuse its memory).
+    pub fn into_vec(out: Vec<u8>) -> JsonSink {
+        JsonSink { out, comma: false }
     }
 
     fn sep(&mut self) {
@@ -220,8 +222,13 @@ pub(crate) struct CborSink {
 
 impl CborSink {
     pub fn with_capacity(n: usize) -> CborSink {
+        CborSink::into_vec(Vec::with_capacity(n))
+    }
+
+    /// Writes after whatever `out` holds (callers pass an empty buffer to reuse its memory).
+    pub fn into_vec(out: Vec<u8>) -> CborSink {
         CborSink {
-            out: Vec::with_capacity(n),
+            out,
             maps: Vec::new(),
         }
     }

@@ -354,27 +354,39 @@ fn encode_with(
 /// Object-safe bridge so that error encoding needs no generic plumbing.
 trait FnSink {
     fn error(&mut self, code: &str, key: &'static str, message: Option<&str>);
-    fn response(&mut self, response: &Response);
 }
 
 impl<S: encode::Sink> FnSink for S {
     fn error(&mut self, code: &str, key: &'static str, message: Option<&str>) {
         encode::write_error(self, code, key, message);
     }
-
-    fn response(&mut self, response: &Response) {
-        encode::write_response(self, response);
-    }
 }
 
 /// The body of a successful response (empty for [`Response::Empty`]).
 pub fn encode_response(protocol: Protocol, response: &Response) -> Vec<u8> {
+    encode_response_into(protocol, response, Vec::new())
+}
+
+/// [`encode_response`] into `buf` (cleared first): a caller that reuses large buffers saves
+/// touching fresh memory for every big response.
+pub fn encode_response_into(protocol: Protocol, response: &Response, mut buf: Vec<u8>) -> Vec<u8> {
+    buf.clear();
     if let Response::Empty = response {
-        return Vec::new();
+        return buf;
     }
-    encode_with(protocol, encode::size_hint(response), |s| {
-        s.response(response)
-    })
+    buf.reserve(encode::size_hint(response));
+    match protocol {
+        Protocol::Json => {
+            let mut sink = encode::JsonSink::into_vec(buf);
+            encode::write_response(&mut sink, response);
+            sink.out
+        }
+        Protocol::Cbor => {
+            let mut sink = encode::CborSink::into_vec(buf);
+            encode::write_response(&mut sink, response);
+            sink.out
+        }
+    }
 }
 
 /// Body and HTTP status for an engine error (client errors 400, InternalFailureException 500).
