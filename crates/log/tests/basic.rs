@@ -647,6 +647,17 @@ impl Storage for GatedStorage {
     }
 }
 
+/// Appends one 1 KiB record of `fill` bytes to queue 1 on the runtime, in the background.
+fn spawn_append(
+    rt: &tokio::runtime::Runtime,
+    log: &Arc<Log>,
+    key: String,
+    fill: u8,
+) -> tokio::task::JoinHandle<Result<Vec<kinesin_log::Appended>, LogError>> {
+    let log = log.clone();
+    rt.spawn(async move { log.append(vec![entry(1, &key, &[fill; 1024])]).await })
+}
+
 fn gated_log(max_pending_bytes: usize) -> (GatedStorage, Log) {
     let gated = GatedStorage::new(MemStorage::new());
     let clock = TestClock::new(1_000);
@@ -666,18 +677,11 @@ fn pending_appends_are_bounded_in_bytes() {
     let log = Arc::new(log);
     let _open_on_exit = OpenOnDrop(gated.clone());
     gated.set_closed(true);
-    let record = vec![7u8; 1024];
-    let mut tasks = Vec::new();
     // The first is taken by the writer, which then waits in its sync.
-    let spawn = |tasks: &mut Vec<_>, key: String| {
-        let log = log.clone();
-        let data = record.clone();
-        tasks.push(rt.spawn(async move { log.append(vec![entry(1, &key, &data)]).await }));
-    };
-    spawn(&mut tasks, "first".into());
+    let mut tasks = vec![spawn_append(&rt, &log, "first".into(), 7)];
     gated.wait_for_held_sync();
     for i in 0..6 {
-        spawn(&mut tasks, format!("k{i}"));
+        tasks.push(spawn_append(&rt, &log, format!("k{i}"), 7));
     }
     common::wait_until("three appends queue", || log.pending().appends == 3);
     // The other three wait for room, not in the queue.
@@ -717,20 +721,11 @@ fn appends_dropped_while_waiting_for_room_give_it_back() {
     let log = Arc::new(log);
     let _open_on_exit = OpenOnDrop(gated.clone());
     gated.set_closed(true);
-    let first = {
-        let log = log.clone();
-        rt.spawn(async move { log.append(vec![entry(1, "first", &[0u8; 1024])]).await })
-    };
+    let first = spawn_append(&rt, &log, "first".into(), 0);
     gated.wait_for_held_sync();
     // Fill the room, then give up on appends that wait for more.
     let queued: Vec<_> = (0..3)
-        .map(|i| {
-            let log = log.clone();
-            rt.spawn(async move {
-                log.append(vec![entry(1, &format!("q{i}"), &[1u8; 1024])])
-                    .await
-            })
-        })
+        .map(|i| spawn_append(&rt, &log, format!("q{i}"), 1))
         .collect();
     common::wait_until("three appends queue", || log.pending().appends == 3);
     for i in 0..5 {
@@ -750,19 +745,10 @@ fn appends_dropped_while_waiting_for_room_give_it_back() {
     }
     // All the room came back: three more fit at once behind a stalled writer.
     gated.set_closed(true);
-    let blocker = {
-        let log = log.clone();
-        rt.spawn(async move { log.append(vec![entry(1, "blocker", &[0u8; 1024])]).await })
-    };
+    let blocker = spawn_append(&rt, &log, "blocker".into(), 0);
     gated.wait_for_held_sync();
     let more: Vec<_> = (0..3)
-        .map(|i| {
-            let log = log.clone();
-            rt.spawn(async move {
-                log.append(vec![entry(1, &format!("m{i}"), &[3u8; 1024])])
-                    .await
-            })
-        })
+        .map(|i| spawn_append(&rt, &log, format!("m{i}"), 3))
         .collect();
     common::wait_until("three more appends queue", || log.pending().appends == 3);
     gated.set_closed(false);

@@ -332,33 +332,35 @@ pub fn decode_request_general(
     (op.build)(fields)
 }
 
-fn encode_with(
-    protocol: Protocol,
-    capacity: usize,
-    write: impl FnOnce(&mut dyn FnSink),
-) -> Vec<u8> {
+/// Encodes with the protocol's sink, writing after whatever `buf` holds.
+fn encode_with(protocol: Protocol, buf: Vec<u8>, write: impl FnOnce(&mut dyn FnSink)) -> Vec<u8> {
     match protocol {
         Protocol::Json => {
-            let mut sink = encode::JsonSink::with_capacity(capacity);
+            let mut sink = encode::JsonSink::into_vec(buf);
             write(&mut sink);
             sink.out
         }
         Protocol::Cbor => {
-            let mut sink = encode::CborSink::with_capacity(capacity);
+            let mut sink = encode::CborSink::into_vec(buf);
             write(&mut sink);
             sink.out
         }
     }
 }
 
-/// Object-safe bridge so that error encoding needs no generic plumbing.
+/// Object-safe bridge so that encoding needs no generic plumbing.
 trait FnSink {
     fn error(&mut self, code: &str, key: &'static str, message: Option<&str>);
+    fn response(&mut self, response: &Response);
 }
 
 impl<S: encode::Sink> FnSink for S {
     fn error(&mut self, code: &str, key: &'static str, message: Option<&str>) {
         encode::write_error(self, code, key, message);
+    }
+
+    fn response(&mut self, response: &Response) {
+        encode::write_response(self, response);
     }
 }
 
@@ -375,18 +377,7 @@ pub fn encode_response_into(protocol: Protocol, response: &Response, mut buf: Ve
         return buf;
     }
     buf.reserve(encode::size_hint(response));
-    match protocol {
-        Protocol::Json => {
-            let mut sink = encode::JsonSink::into_vec(buf);
-            encode::write_response(&mut sink, response);
-            sink.out
-        }
-        Protocol::Cbor => {
-            let mut sink = encode::CborSink::into_vec(buf);
-            encode::write_response(&mut sink, response);
-            sink.out
-        }
-    }
+    encode_with(protocol, buf, |s| s.response(response))
 }
 
 /// Body and HTTP status for an engine error (client errors 400, InternalFailureException 500).
@@ -395,16 +386,18 @@ pub fn encode_engine_error(protocol: Protocol, error: &kinesin_engine::Error) ->
         kinesin_engine::Error::InternalFailure(_) => 500,
         _ => 400,
     };
-    let body = encode_with(protocol, 128 + error.message().len(), |s| {
-        s.error(error.code(), "message", Some(error.message()))
-    });
+    let body = encode_with(
+        protocol,
+        Vec::with_capacity(128 + error.message().len()),
+        |s| s.error(error.code(), "message", Some(error.message())),
+    );
     (status, body)
 }
 
 /// Body and HTTP status for a framework error.
 pub fn encode_wire_error(protocol: Protocol, error: &WireError) -> (u16, Vec<u8>) {
     let len = error.message().map_or(0, str::len);
-    let body = encode_with(protocol, 128 + len, |s| {
+    let body = encode_with(protocol, Vec::with_capacity(128 + len), |s| {
         s.error(error.code(), error.message_key(), error.message())
     });
     (error.status(), body)
