@@ -123,8 +123,9 @@ impl StreamMeta {
     }
 }
 
-/// Calls `f` with the stream key, built on the stack when it fits (names are at most 128
-/// characters and regions 64, so it always does for keys the server can be asked for).
+/// Calls `f` with the stream key, built on the stack when it fits (stream names are at most 128
+/// characters and regions 64, so every key that can name a stream fits; longer ones, from
+/// over-long ARNs, take the heap path and find nothing).
 pub fn with_stream_key<T>(account: &str, region: &str, name: &str, f: impl FnOnce(&str) -> T) -> T {
     let mut buf = [0u8; 256];
     let len = account.len() + region.len() + name.len() + 2;

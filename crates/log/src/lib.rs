@@ -242,8 +242,8 @@ impl LogConfig {
     }
 }
 
-/// The pending-bytes budget in permits: at least one maximal append's worth of 1 byte, and
-/// within what a semaphore and one `acquire_many` (u32) can count.
+/// The pending-bytes budget in semaphore permits (one per byte): at least 1, and at most what
+/// one `acquire_many` can take (u32::MAX).
 fn pending_bytes_limit(config: &LogConfig) -> u64 {
     (config.max_pending_bytes as u64).clamp(1, u64::from(u32::MAX))
 }
@@ -380,6 +380,7 @@ impl Shared {
         };
         self.pending_ready.notify_all();
         self.room.close();
+        self.room_bytes.close();
         for request in drained {
             let _ = request.reply.send(Err(LogError::Failed(msg.to_owned())));
         }
@@ -421,6 +422,7 @@ impl LogInner {
         shared.pending_ready.notify_all();
         // Appends still waiting for room fail; those already queued are written first.
         shared.room.close();
+        shared.room_bytes.close();
         let writer = self.writer.lock().take();
         let result = match writer.map(JoinHandle::join) {
             None => Ok(()),

@@ -762,3 +762,38 @@ fn appends_dropped_while_waiting_for_room_give_it_back() {
         .collect();
     assert_eq!(data.len(), 8, "dropped appends were never written");
 }
+
+#[test]
+fn an_append_waiting_for_room_fails_when_the_log_closes() {
+    let rt = runtime();
+    let (gated, log) = gated_log(4_000);
+    let log = Arc::new(log);
+    let _open_on_exit = OpenOnDrop(gated.clone());
+    gated.set_closed(true);
+    let first = spawn_append(&rt, &log, "first".into(), 0);
+    gated.wait_for_held_sync();
+    let queued: Vec<_> = (0..3)
+        .map(|i| spawn_append(&rt, &log, format!("q{i}"), 1))
+        .collect();
+    common::wait_until("three appends queue", || log.pending().appends == 3);
+    let waiting = spawn_append(&rt, &log, "waiting".into(), 2);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!waiting.is_finished());
+    // close() waits for the writer, which waits at the gate: close from another thread.
+    let closer = {
+        let log = log.clone();
+        std::thread::spawn(move || log.close())
+    };
+    common::wait_until("the waiting append to fail", || waiting.is_finished());
+    assert!(matches!(
+        rt.block_on(waiting).expect("join"),
+        Err(LogError::Closed)
+    ));
+    gated.set_closed(false);
+    closer.join().expect("closer").expect("close");
+    // What was queued before the close is still written and acknowledged.
+    rt.block_on(first).expect("join").expect("append");
+    for q in queued {
+        rt.block_on(q).expect("join").expect("append");
+    }
+}
