@@ -648,12 +648,7 @@ impl Storage for GatedStorage {
 }
 
 /// Appends one 1 KiB record of `fill` bytes to queue 1 on the runtime, in the background.
-fn spawn_append(
-    rt: &tokio::runtime::Runtime,
-    log: &Arc<Log>,
-    key: String,
-    fill: u8,
-) -> tokio::task::JoinHandle<Result<Vec<kinesin_log::Appended>, LogError>> {
+fn spawn_append(rt: &tokio::runtime::Runtime, log: &Arc<Log>, key: String, fill: u8) -> AppendTask {
     let log = log.clone();
     rt.spawn(async move { log.append(vec![entry(1, &key, &[fill; 1024])]).await })
 }
@@ -661,12 +656,56 @@ fn spawn_append(
 fn gated_log(max_pending_bytes: usize) -> (GatedStorage, Log) {
     let gated = GatedStorage::new(MemStorage::new());
     let clock = TestClock::new(1_000);
-    let mut config = mem_config(&MemStorage::new(), &clock, 1 << 20);
+    let mut config = mem_config(&gated.inner, &clock, 1 << 20);
     config.storage = Arc::new(gated.clone());
     config.max_pending_bytes = max_pending_bytes;
     config.prepare_segments = false;
     let log = Log::open(config, &[(1, 60_000)]).expect("open");
     (gated, log)
+}
+
+type AppendTask = tokio::task::JoinHandle<Result<Vec<kinesin_log::Appended>, LogError>>;
+
+/// A log with a 4,000-byte pending budget whose writer is held inside the sync of a first
+/// append, with three ~1.1 KiB appends queued behind it: the budget is full.
+struct Stalled {
+    gated: GatedStorage,
+    log: Arc<Log>,
+    first: AppendTask,
+    queued: Vec<AppendTask>,
+    _open_on_exit: OpenOnDrop,
+}
+
+impl Stalled {
+    fn new(rt: &tokio::runtime::Runtime) -> Stalled {
+        let (gated, log) = gated_log(4_000);
+        let log = Arc::new(log);
+        let open_on_exit = OpenOnDrop(gated.clone());
+        gated.set_closed(true);
+        let first = spawn_append(rt, &log, "first".into(), 0);
+        gated.wait_for_held_sync();
+        let queued = (0..3)
+            .map(|i| spawn_append(rt, &log, format!("q{i}"), 1))
+            .collect();
+        common::wait_until("three appends queue", || log.pending().appends == 3);
+        Stalled {
+            gated,
+            log,
+            first,
+            queued,
+            _open_on_exit: open_on_exit,
+        }
+    }
+
+    /// Lets the writer go and waits for the first and the queued appends to be acknowledged.
+    fn release(self, rt: &tokio::runtime::Runtime) -> (GatedStorage, Arc<Log>) {
+        self.gated.set_closed(false);
+        rt.block_on(self.first).expect("join").expect("append");
+        for q in self.queued {
+            rt.block_on(q).expect("join").expect("append");
+        }
+        (self.gated, self.log)
+    }
 }
 
 #[test]
@@ -717,17 +756,9 @@ fn an_append_bigger_than_the_byte_budget_still_goes_in_alone() {
 #[test]
 fn appends_dropped_while_waiting_for_room_give_it_back() {
     let rt = runtime();
-    let (gated, log) = gated_log(4_000);
-    let log = Arc::new(log);
-    let _open_on_exit = OpenOnDrop(gated.clone());
-    gated.set_closed(true);
-    let first = spawn_append(&rt, &log, "first".into(), 0);
-    gated.wait_for_held_sync();
     // Fill the room, then give up on appends that wait for more.
-    let queued: Vec<_> = (0..3)
-        .map(|i| spawn_append(&rt, &log, format!("q{i}"), 1))
-        .collect();
-    common::wait_until("three appends queue", || log.pending().appends == 3);
+    let stalled = Stalled::new(&rt);
+    let log = stalled.log.clone();
     for i in 0..5 {
         let waited = rt.block_on(async {
             tokio::time::timeout(
@@ -738,11 +769,8 @@ fn appends_dropped_while_waiting_for_room_give_it_back() {
         });
         assert!(waited.is_err(), "an append got room that was not there");
     }
-    gated.set_closed(false);
-    rt.block_on(first).expect("join").expect("append");
-    for q in queued {
-        rt.block_on(q).expect("join").expect("append");
-    }
+    let (gated, log) = stalled.release(&rt);
+    let _open_on_exit = OpenOnDrop(gated.clone());
     // All the room came back: three more fit at once behind a stalled writer.
     gated.set_closed(true);
     let blocker = spawn_append(&rt, &log, "blocker".into(), 0);
@@ -766,16 +794,8 @@ fn appends_dropped_while_waiting_for_room_give_it_back() {
 #[test]
 fn an_append_waiting_for_room_fails_when_the_log_closes() {
     let rt = runtime();
-    let (gated, log) = gated_log(4_000);
-    let log = Arc::new(log);
-    let _open_on_exit = OpenOnDrop(gated.clone());
-    gated.set_closed(true);
-    let first = spawn_append(&rt, &log, "first".into(), 0);
-    gated.wait_for_held_sync();
-    let queued: Vec<_> = (0..3)
-        .map(|i| spawn_append(&rt, &log, format!("q{i}"), 1))
-        .collect();
-    common::wait_until("three appends queue", || log.pending().appends == 3);
+    let stalled = Stalled::new(&rt);
+    let log = stalled.log.clone();
     let waiting = spawn_append(&rt, &log, "waiting".into(), 2);
     std::thread::sleep(Duration::from_millis(50));
     assert!(!waiting.is_finished());
@@ -789,11 +809,7 @@ fn an_append_waiting_for_room_fails_when_the_log_closes() {
         rt.block_on(waiting).expect("join"),
         Err(LogError::Closed)
     ));
-    gated.set_closed(false);
-    closer.join().expect("closer").expect("close");
     // What was queued before the close is still written and acknowledged.
-    rt.block_on(first).expect("join").expect("append");
-    for q in queued {
-        rt.block_on(q).expect("join").expect("append");
-    }
+    stalled.release(&rt);
+    closer.join().expect("closer").expect("close");
 }

@@ -46,11 +46,11 @@ pub(crate) struct JsonSink {
 
 impl JsonSink {
     pub fn with_capacity(n: usize) -> JsonSink {
-        JsonSink::into_vec(Vec::with_capacity(n))
+        JsonSink::with_buffer(Vec::with_capacity(n))
     }
 
     /// Writes after whatever `out` holds (callers pass an empty buffer to reuse its memory).
-    pub fn into_vec(out: Vec<u8>) -> JsonSink {
+    pub fn with_buffer(out: Vec<u8>) -> JsonSink {
         JsonSink { out, comma: false }
     }
 
@@ -222,11 +222,11 @@ pub(crate) struct CborSink {
 
 impl CborSink {
     pub fn with_capacity(n: usize) -> CborSink {
-        CborSink::into_vec(Vec::with_capacity(n))
+        CborSink::with_buffer(Vec::with_capacity(n))
     }
 
     /// Writes after whatever `out` holds (callers pass an empty buffer to reuse its memory).
-    pub fn into_vec(out: Vec<u8>) -> CborSink {
+    pub fn with_buffer(out: Vec<u8>) -> CborSink {
         CborSink {
             out,
             maps: Vec::new(),

@@ -336,12 +336,12 @@ pub fn decode_request_general(
 fn encode_with(protocol: Protocol, buf: Vec<u8>, write: impl FnOnce(&mut dyn FnSink)) -> Vec<u8> {
     match protocol {
         Protocol::Json => {
-            let mut sink = encode::JsonSink::into_vec(buf);
+            let mut sink = encode::JsonSink::with_buffer(buf);
             write(&mut sink);
             sink.out
         }
         Protocol::Cbor => {
-            let mut sink = encode::CborSink::into_vec(buf);
+            let mut sink = encode::CborSink::with_buffer(buf);
             write(&mut sink);
             sink.out
         }
