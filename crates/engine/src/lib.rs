@@ -19,4 +19,4 @@ mod token;
 
 pub use engine::*;
 pub use error::{Error, Result};
-pub use kinesin_log::{Clock, Durability, SystemClock};
+pub use kinesin_log::{BufferPool, Clock, Durability, SystemClock};

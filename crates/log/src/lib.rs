@@ -128,6 +128,7 @@
 //! cost a tenth or a sixteenth of that. Memory per (queue, retained segment) is the thing to
 //! shrink next (e.g. one summary per run of segments, resolved through the sidecar tables).
 
+mod buffers;
 pub mod fault;
 pub mod format;
 mod index;
@@ -147,6 +148,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex, RwLock};
 use tokio::sync::{oneshot, watch, Semaphore};
 
+pub use crate::buffers::BufferPool;
 use crate::format::{record_len, Block, MAX_DATA_BYTES, MAX_PARTITION_KEY_BYTES};
 use crate::index::{Lru, QueueState, State};
 use crate::prepare::Prepare;
@@ -354,6 +356,8 @@ pub(crate) struct Shared {
     /// are queued.
     pub room_bytes: Semaphore,
     pub read_files: Mutex<ReadFiles>,
+    /// Buffers for reads of many frames at once (see `buffers`).
+    pub read_buffers: Arc<BufferPool>,
     pub block_lists: Mutex<BlockListCache>,
     pub free_files: FreeFiles,
     pub prepare: Prepare,
@@ -459,6 +463,7 @@ impl Log {
             room: Semaphore::new(config.max_pending_appends.clamp(1, Semaphore::MAX_PERMITS)),
             room_bytes: Semaphore::new(pending_bytes_limit(&config) as usize),
             read_files: Mutex::new(Lru::new(config.max_open_segments)),
+            read_buffers: Arc::default(),
             block_lists: Mutex::new(Lru::new(config.index_cache_blocks)),
             free_files,
             prepare: Prepare::default(),

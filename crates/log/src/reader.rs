@@ -19,7 +19,7 @@ use crate::{LogError, LogRecord, Position, QueueId, ReadBatch, Result, Shared};
 
 /// Frames of one queue closer than this are fetched with one read, gap included.
 const MAX_READ_GAP: u64 = 64 << 10;
-/// One read fetches at most this much (unless a single frame is bigger).
+/// One read, and one buffer of reads, holds at most this much (unless a single frame is bigger).
 const MAX_READ_SPAN: u64 = 16 << 20;
 /// Segments one planning step looks at; a read continues with another step if needed.
 const MAX_PLAN_SEGMENTS: usize = 4;
@@ -120,16 +120,31 @@ impl Shared {
     }
 
     fn read_range(&self, segment: u64, offset: u64, len: u64) -> Result<Bytes> {
-        let (file, size) = self.segment_file(segment)?;
+        self.read_ranges(&[(segment, offset, len)], len)
+    }
+
+    /// Reads `ranges` (segment, offset, length) one after another into one buffer of `total`
+    /// bytes, their sum.
+    fn read_ranges(&self, ranges: &[(u64, u64, u64)], total: u64) -> Result<Bytes> {
         // The index is checked before anything is allocated for it.
-        if offset.checked_add(len).is_none_or(|end| end > size) {
-            return Err(LogError::Corrupt(format!(
-                "segment {segment}: the index points at bytes {offset}..+{len}, past its end ({size})"
-            )));
+        let mut files = Vec::with_capacity(ranges.len());
+        for &(segment, offset, len) in ranges {
+            let (file, size) = self.segment_file(segment)?;
+            if offset.checked_add(len).is_none_or(|end| end > size) {
+                return Err(LogError::Corrupt(format!(
+                    "segment {segment}: the index points at bytes {offset}..+{len}, past its end ({size})"
+                )));
+            }
+            files.push(file);
         }
-        let mut buf = vec![0u8; len as usize];
-        file.read_exact_at(&mut buf, offset)?;
-        Ok(Bytes::from(buf))
+        let mut buf = self.read_buffers.take_overwritable(total as usize);
+        let mut at = 0usize;
+        for (&(_, offset, len), file) in ranges.iter().zip(&files) {
+            let len = len as usize;
+            file.read_exact_at(&mut buf[at..at + len], offset)?;
+            at += len;
+        }
+        Ok(self.read_buffers.share(buf))
     }
 
     /// A sealed segment's block list for `queue`, from the cache or its sidecar (or, if the
@@ -431,59 +446,84 @@ impl Shared {
         let mut expect = start;
         let mut i = 0;
         while i < plan.len() {
-            let (segment, first) = plan[i];
-            let mut end = first.offset + u64::from(first.frame_len);
-            let mut j = i + 1;
-            while let Some(&(next_segment, next)) = plan.get(j) {
-                let next_end = next.offset + u64::from(next.frame_len);
-                if next_segment != segment
-                    || next.offset < end
-                    || next.offset - end > MAX_READ_GAP
-                    || next_end - first.offset > MAX_READ_SPAN
-                {
+            // Runs of frames close together in one segment are fetched with one read each; as
+            // many such reads as fit in MAX_READ_SPAN (at least one) go into one buffer, so a
+            // reply is one allocation, not one per run of frames.
+            let mut reads: Vec<(u64, u64, u64)> = Vec::new();
+            let mut read_ends = Vec::new();
+            let mut total = 0u64;
+            let mut j = i;
+            while let Some(&(segment, first)) = plan.get(j) {
+                let mut end = first.offset + u64::from(first.frame_len);
+                let mut k = j + 1;
+                while let Some(&(next_segment, next)) = plan.get(k) {
+                    let next_end = next.offset + u64::from(next.frame_len);
+                    if next_segment != segment
+                        || next.offset < end
+                        || next.offset - end > MAX_READ_GAP
+                        || next_end - first.offset > MAX_READ_SPAN
+                    {
+                        break;
+                    }
+                    end = next_end;
+                    k += 1;
+                }
+                let len = end - first.offset;
+                if !reads.is_empty() && total + len > MAX_READ_SPAN {
                     break;
                 }
-                end = next_end;
-                j += 1;
+                reads.push((segment, first.offset, len));
+                read_ends.push(k);
+                total += len;
+                j = k;
             }
-            let buf = self.read_range(segment, first.offset, end - first.offset)?;
-            for (_, block) in &plan[i..j] {
-                let at = (block.offset - first.offset) as usize;
-                let frame = &buf[at..at + block.frame_len as usize];
-                let payload_at = at + check_block_frame(frame, segment, queue, block)?;
-                let payload = &buf[payload_at..at + block.frame_len as usize];
-                let (_, records) =
-                    BlockRecords::new(payload).map_err(|e| corrupt_frame(segment, block, e))?;
-                for (k, record) in records.enumerate() {
-                    let record = record.map_err(|e| corrupt_frame(segment, block, e))?;
-                    let position = block.first_pos + k as u64;
-                    if position < start {
-                        continue;
-                    }
-                    if position != expect {
-                        return Err(corrupt_frame(
-                            segment,
-                            block,
-                            format!(
-                                "the index of queue {queue} skips positions {expect}..{position}"
+            let buf = self.read_ranges(&reads, total)?;
+            let mut base = 0usize;
+            let mut p = i;
+            for (&(segment, read_offset, len), &k) in reads.iter().zip(&read_ends) {
+                for (_, block) in &plan[p..k] {
+                    let at = base + (block.offset - read_offset) as usize;
+                    let frame = &buf[at..at + block.frame_len as usize];
+                    let payload_at = at + check_block_frame(frame, segment, queue, block)?;
+                    let payload = &buf[payload_at..at + block.frame_len as usize];
+                    let (_, records) =
+                        BlockRecords::new(payload).map_err(|e| corrupt_frame(segment, block, e))?;
+                    for (n, record) in records.enumerate() {
+                        let record = record.map_err(|e| corrupt_frame(segment, block, e))?;
+                        let position = block.first_pos + n as u64;
+                        if position < start {
+                            continue;
+                        }
+                        if position != expect {
+                            return Err(corrupt_frame(
+                                segment,
+                                block,
+                                format!(
+                                    "the index of queue {queue} skips positions {expect}..{position}"
+                                ),
+                            ));
+                        }
+                        expect += 1;
+                        let size = record.key.len() + record.data.len();
+                        if out.len() >= max_records
+                            || (!out.is_empty() && *bytes + size > max_bytes)
+                        {
+                            return Ok(true);
+                        }
+                        *bytes += size;
+                        out.push(LogRecord {
+                            position,
+                            arrival_ms: record.arrival_ms,
+                            partition_key: buf
+                                .slice(payload_at + record.key.start..payload_at + record.key.end),
+                            data: buf.slice(
+                                payload_at + record.data.start..payload_at + record.data.end,
                             ),
-                        ));
+                        });
                     }
-                    expect += 1;
-                    let size = record.key.len() + record.data.len();
-                    if out.len() >= max_records || (!out.is_empty() && *bytes + size > max_bytes) {
-                        return Ok(true);
-                    }
-                    *bytes += size;
-                    out.push(LogRecord {
-                        position,
-                        arrival_ms: record.arrival_ms,
-                        partition_key: buf
-                            .slice(payload_at + record.key.start..payload_at + record.key.end),
-                        data: buf
-                            .slice(payload_at + record.data.start..payload_at + record.data.end),
-                    });
                 }
+                base += len as usize;
+                p = k;
             }
             i = j;
         }

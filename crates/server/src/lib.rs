@@ -9,7 +9,6 @@ mod audit;
 mod auth;
 mod authz;
 mod body;
-mod buffers;
 mod dispatch;
 mod idle;
 mod ids;
@@ -91,8 +90,8 @@ struct Shared {
     small_body_budget: Semaphore,
     /// The configured account and region, shared by every request's scope that uses them.
     default_scope: Scope,
-    /// Reused buffers for GetRecords bodies (see `buffers`).
-    response_buffers: Arc<buffers::ResponseBuffers>,
+    /// Reused buffers for GetRecords bodies (see `kinesin_log::BufferPool`).
+    response_buffers: Arc<kinesin_engine::BufferPool>,
 }
 
 /// Granularity of the body budget.
@@ -508,9 +507,9 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
     match dispatch::dispatch(&shared.engine, &scope, request).await {
         Ok(response) => {
             let body = if matches!(response, kinesin_wire::Response::GetRecords(_)) {
-                let buf = shared.response_buffers.take();
+                let buf = shared.response_buffers.take_empty();
                 let buf = kinesin_wire::encode_response_into(protocol, &response, buf);
-                shared.response_buffers.body(buf)
+                shared.response_buffers.share(buf)
             } else {
                 Bytes::from(kinesin_wire::encode_response(protocol, &response))
             };
