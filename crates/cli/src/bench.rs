@@ -635,7 +635,13 @@ struct BenchRecord<'a> {
 impl BenchRecord<'_> {
     /// Length of the decoded payload: padding is only ever at the end.
     fn decoded_len(&self) -> u64 {
-        let padding = self.data.iter().rev().take(2).filter(|&&b| b == b'=').count();
+        let padding = self
+            .data
+            .iter()
+            .rev()
+            .take(2)
+            .filter(|&&b| b == b'=')
+            .count();
         (self.data.len() as u64 * 3 / 4).saturating_sub(padding as u64)
     }
 }

@@ -109,6 +109,53 @@ fn read_respects_record_and_byte_budgets_but_returns_at_least_one() {
 }
 
 #[test]
+fn one_read_gathers_many_runs_of_interleaved_frames_and_splits_past_16_mib() {
+    // Three queues written in turns of ~100 KiB each, so one queue's frames come in runs
+    // separated by more than the read gap: a big read gathers many runs into one buffer and
+    // needs more than one buffer (16 MiB each) and more than one segment.
+    let rt = runtime();
+    let storage = MemStorage::new();
+    let clock = TestClock::new(0);
+    let queues = [(1, i64::MAX), (2, i64::MAX), (3, i64::MAX)];
+    let log = Log::open(mem_config(&storage, &clock, 12 << 20), &queues).expect("open");
+    let record = |q: u64, i: u32| -> Vec<u8> {
+        let mut data = vec![(q as u8) ^ (i as u8); 8 << 10];
+        data[..4].copy_from_slice(&i.to_be_bytes());
+        data
+    };
+    let per_turn = 12u32;
+    let turns = 220u32; // 2,640 records of 8 KiB per queue: ~21 MiB
+    for turn in 0..turns {
+        let mut entries = Vec::new();
+        for q in 1..=3u64 {
+            for k in 0..per_turn {
+                entries.push(entry(q, "pk", &record(q, turn * per_turn + k)));
+            }
+        }
+        rt.block_on(log.append(entries)).expect("append");
+    }
+    let total = turns * per_turn;
+    for q in 1..=3u64 {
+        let mut next = 0u64;
+        let mut reads = 0;
+        while next < u64::from(total) {
+            let batch = log.read(q, next, 100_000, 64 << 20).expect("read");
+            assert!(!batch.records.is_empty());
+            for (i, r) in batch.records.iter().enumerate() {
+                let n = next as u32 + i as u32;
+                assert_eq!(r.position, u64::from(n));
+                assert_eq!(&r.partition_key[..], b"pk");
+                assert!(r.data[..] == record(q, n)[..], "queue {q} record {n}");
+            }
+            next = batch.next;
+            reads += 1;
+        }
+        assert_eq!(next, u64::from(total));
+        assert!(reads <= 3, "queue {q}: {reads} reads");
+    }
+}
+
+#[test]
 fn queues_are_managed_and_errors_reported() {
     let rt = runtime();
     let storage = MemStorage::new();
