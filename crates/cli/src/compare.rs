@@ -30,6 +30,10 @@ pub struct CompareArgs {
     /// PutRecord connection counts to try.
     #[arg(long, default_value = "1,16,64,256")]
     put_record_connections: String,
+    /// PutRecords requests in flight to try (500 × 1 KiB each). The run with 4 in flight is
+    /// the one whose records the GetRecords drain reads, and it always runs.
+    #[arg(long, default_value = "1,4,16")]
+    put_records_in_flight: String,
     /// Rounds: every implementation and ceiling is measured this many times, in turn, and each
     /// figure reported is the median of its rounds. (This machine's speed drifts by ±20% over
     /// minutes, so a single pass can favour whoever ran in a fast minute.)
@@ -233,12 +237,16 @@ fn bench_args(seconds: u64, phases: &str, in_flight: usize, connections: usize) 
     }
 }
 
+/// PutRecords requests in flight in the run that also feeds the GetRecords drain.
+const MAIN_IN_FLIGHT: usize = 4;
+
 /// Runs every scenario against one implementation.
 async fn measure(
     name: &str,
     peers: &Path,
     args: &CompareArgs,
     conns: &[usize],
+    in_flight: &[usize],
 ) -> anyhow::Result<Value> {
     let server = start(name, peers)?;
     let pid = server.child.id();
@@ -260,7 +268,7 @@ async fn measure(
         phases.push_str(",fan-out");
     }
     let main = bench::run_phases(
-        &bench_args(args.seconds, &phases, 4, 64),
+        &bench_args(args.seconds, &phases, MAIN_IN_FLIGHT, 64),
         server.addr,
         Some(pid),
     )
@@ -277,9 +285,29 @@ async fn measure(
             scenarios.insert("error".into(), json!(e.to_string()));
         }
     }
+    for &n in in_flight {
+        let key = format!("put_records_{n}");
+        if n == MAIN_IN_FLIGHT {
+            if let Some(main) = scenarios.get("put_records").cloned() {
+                scenarios.insert(key, main);
+            }
+            continue;
+        }
+        let r = bench::run_phases(
+            &bench_args(args.seconds, "put-records", n, 64),
+            server.addr,
+            Some(pid),
+        )
+        .await;
+        scenarios.insert(
+            key,
+            r.map(|v| v["put_records"].clone())
+                .unwrap_or_else(|e| json!({"error": e.to_string()})),
+        );
+    }
     for &c in conns {
         let r = bench::run_phases(
-            &bench_args(args.seconds, "put-record", 4, c),
+            &bench_args(args.seconds, "put-record", MAIN_IN_FLIGHT, c),
             server.addr,
             Some(pid),
         )
@@ -547,11 +575,14 @@ fn cell(v: &Value, path: &[String]) -> Option<f64> {
 
 pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let want: Vec<&str> = args.only.split(',').map(str::trim).collect();
-    let conns: Vec<usize> = args
-        .put_record_connections
-        .split(',')
-        .filter_map(|c| c.trim().parse().ok())
-        .collect();
+    let counts = |list: &str| -> Vec<usize> {
+        list.split(',')
+            .filter_map(|c| c.trim().parse().ok())
+            .filter(|&c| c > 0)
+            .collect()
+    };
+    let conns = counts(&args.put_record_connections);
+    let in_flight = counts(&args.put_records_in_flight);
     let not_installed = install_peers(&args.peers_dir, &want);
     let mut rounds: Vec<(String, Vec<Value>)> =
         want.iter().map(|n| (n.to_string(), Vec::new())).collect();
@@ -570,7 +601,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
                 continue;
             }
             eprintln!("round {round}/{}: measuring {name}", args.rounds);
-            let r = measure(name, &args.peers_dir, &args, &conns)
+            let r = measure(name, &args.peers_dir, &args, &conns, &in_flight)
                 .await
                 .unwrap_or_else(|e| json!({"error": e.to_string()}));
             measured.push(r);
@@ -646,17 +677,21 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let names: Vec<&str> = want.clone();
     let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<String>>();
     let rows: Vec<(String, Vec<String>)> = {
-        let mut r = vec![
+        let mut r = Vec::new();
+        for n in &in_flight {
+            let key = format!("put_records_{n}");
+            r.push((
+                format!("PutRecords records/s, {n} in flight"),
+                path(&["scenarios", &key, "records_per_sec"]),
+            ));
+            r.push((
+                format!("PutRecords p99 ms, {n} in flight"),
+                path(&["scenarios", &key, "latency", "p99_ms"]),
+            ));
+        }
+        r.extend([
             (
-                "PutRecords records/s (4 in flight)".to_string(),
-                path(&["scenarios", "put_records", "records_per_sec"]),
-            ),
-            (
-                "PutRecords p99 ms".to_string(),
-                path(&["scenarios", "put_records", "latency", "p99_ms"]),
-            ),
-            (
-                "PutRecords server CPU µs/record".to_string(),
+                format!("PutRecords server CPU µs/record ({MAIN_IN_FLIGHT} in flight)"),
                 path(&["scenarios", "put_records", "server_cpu_us_per_record"]),
             ),
             (
@@ -667,16 +702,16 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
                 "GetRecords server CPU µs/record".to_string(),
                 path(&["scenarios", "get_records", "server_cpu_us_per_record"]),
             ),
-        ];
+        ]);
         for c in &conns {
-            let key: &'static str = Box::leak(format!("put_record_{c}").into_boxed_str());
+            let key = format!("put_record_{c}");
             r.push((
                 format!("PutRecord acks/s, {c} conns"),
-                path(&["scenarios", key, "records_per_sec"]),
+                path(&["scenarios", &key, "records_per_sec"]),
             ));
             r.push((
                 format!("PutRecord p99 ms, {c} conns"),
-                path(&["scenarios", key, "latency", "p99_ms"]),
+                path(&["scenarios", &key, "latency", "p99_ms"]),
             ));
         }
         r.push((
