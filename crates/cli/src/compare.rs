@@ -237,6 +237,21 @@ fn bench_args(seconds: u64, phases: &str, in_flight: usize, connections: usize) 
     }
 }
 
+/// Starts `name` and waits until it answers; returns it and how long that took.
+async fn start_answering(name: &str, peers: &Path) -> anyhow::Result<(Running, Duration)> {
+    let server = start(name, peers)?;
+    let started = Instant::now();
+    loop {
+        if started.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("{name} did not answer within 60 s");
+        }
+        if bench::answers_list_streams(server.addr).await {
+            return Ok((server, started.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// PutRecords requests in flight in the run that also feeds the GetRecords drain.
 const MAIN_IN_FLIGHT: usize = 4;
 
@@ -248,18 +263,8 @@ async fn measure(
     conns: &[usize],
     in_flight: &[usize],
 ) -> anyhow::Result<Value> {
-    let server = start(name, peers)?;
+    let (server, startup) = start_answering(name, peers).await?;
     let pid = server.child.id();
-    let started = Instant::now();
-    let startup = loop {
-        if started.elapsed() > Duration::from_secs(60) {
-            anyhow::bail!("{name} did not answer within 60 s");
-        }
-        if bench::answers_list_streams(server.addr).await {
-            break started.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = proc_kib(pid, "VmRSS:");
     let mut scenarios = serde_json::Map::new();
@@ -293,12 +298,20 @@ async fn measure(
             }
             continue;
         }
-        let r = bench::run_phases(
-            &bench_args(args.seconds, "put-records", n, 64),
-            server.addr,
-            Some(pid),
-        )
-        .await;
+        // On a server of its own, started afresh like the main one: otherwise each level
+        // would run on the data (and page cache) the levels before it left, and the order of
+        // the levels would decide their figures.
+        let r = match start_answering(name, peers).await {
+            Ok((own, _)) => {
+                bench::run_phases(
+                    &bench_args(args.seconds, "put-records", n, 64),
+                    own.addr,
+                    Some(own.child.id()),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         scenarios.insert(
             key,
             r.map(|v| v["put_records"].clone())
@@ -468,16 +481,13 @@ async fn null_server_rate(seconds: u64, synced: bool) -> anyhow::Result<Value> {
     } else {
         "null-server"
     };
-    let server = start(name, Path::new(""))?;
-    let started = Instant::now();
-    while !bench::answers_list_streams(server.addr).await {
-        if started.elapsed() > Duration::from_secs(30) {
-            anyhow::bail!("the {name} did not answer within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let phases =
-        bench::run_phases(&bench_args(seconds, "put-record", 4, 64), server.addr, None).await?;
+    let (server, _) = start_answering(name, Path::new("")).await?;
+    let phases = bench::run_phases(
+        &bench_args(seconds, "put-record", MAIN_IN_FLIGHT, 64),
+        server.addr,
+        None,
+    )
+    .await?;
     Ok(phases["put_record"]["records_per_sec"].clone())
 }
 
