@@ -70,8 +70,8 @@ impl BufferPool {
         }
     }
 
-    /// How many buffers are kept now.
-    pub fn kept(&self) -> usize {
+    #[cfg(test)]
+    fn kept(&self) -> usize {
         self.free.lock().len()
     }
 }
