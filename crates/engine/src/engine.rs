@@ -14,7 +14,7 @@ use crate::api::*;
 use crate::hashkey::{even_range, parse_hash_key, partition_hash};
 use crate::meta::{stream_key, with_stream_key, MetaStore, ShardMeta, StreamMeta};
 use crate::names::{java_date, parse_shard_id, parse_stream_arn, shard_id, stream_arn};
-use crate::seqnum::{SeqNum, MAX_COUNTER};
+use crate::seqnum::{SeqDecimals, SeqNum, MAX_COUNTER};
 use crate::throttle::{ShardBuckets, ShardLimits};
 use crate::token::{IteratorToken, PageToken, TokenCodec, TokenKind};
 use crate::{Error, Result};
@@ -1073,10 +1073,6 @@ impl Engine {
         }
     }
 
-    fn seq_string(shard: &ShardMeta, position: u64, arrival_ms: i64) -> String {
-        record_seq(shard.index, shard.created_ms, position, arrival_ms)
-    }
-
     /// Appends, keeping the stream's gate until the log resolves the records: if the request is
     /// cancelled after its records were queued, the log still holds the gate, so a reshard still
     /// waits for them.
@@ -1117,6 +1113,8 @@ impl Engine {
         records: Vec<kinesin_log::LogRecord>,
     ) -> Result<Vec<Record>> {
         let ring = (!shard.encryption.is_empty()).then(|| self.inner.keyring.read());
+        // One shard's records in order: each number is mostly its predecessor's successor.
+        let mut decimals = SeqDecimals::default();
         records
             .into_iter()
             .map(|r| {
@@ -1134,7 +1132,14 @@ impl Engine {
                     _ => (r.data, None),
                 };
                 Ok(Record {
-                    sequence_number: Self::seq_string(shard, r.position, r.arrival_ms),
+                    sequence_number: decimals
+                        .format(record_seq_num(
+                            shard.index,
+                            shard.created_ms,
+                            r.position,
+                            r.arrival_ms,
+                        ))
+                        .to_owned(),
                     approximate_arrival_timestamp: r.arrival_ms,
                     partition_key: key_string(&r.partition_key),
                     data,

@@ -182,6 +182,108 @@ fn write_limbs(mut limbs: [u32; 6], buf: &mut [u8; DECIMAL_BUFFER]) -> &str {
     std::str::from_utf8(&written[zeros..]).unwrap_or("0")
 }
 
+/// 10^16: the last 32 decimal digits are kept as two numbers below this.
+const E16: u64 = 10_000_000_000_000_000;
+/// 2^80 (1208925819614629174706176), the weight of the counter field, as (digits 17..=32
+/// from the right, digits 1..=16).
+const COUNTER_STEP: (u64, u64) = (120_892_581, 9_614_629_174_706_176);
+
+/// Decimal forms of a run of sequence numbers in which each is usually its predecessor's
+/// successor (one shard's records, read in order). A successor differs only in a counter one
+/// higher, i.e. by exactly 2^80, which changes only the last 32 decimal digits (but once in
+/// ~10^7 steps): those are kept as two u64s, added to, and written out again, instead of
+/// dividing 192 bits down to decimal for every record.
+pub struct SeqDecimals {
+    last: Option<SeqNum>,
+    /// The last number's digits are `buf[start..]`; `buf[..start]` holds '0's.
+    buf: [u8; DECIMAL_BUFFER],
+    start: usize,
+    /// The last 32 digits, as (the upper 16, the lower 16).
+    low: (u64, u64),
+}
+
+impl Default for SeqDecimals {
+    fn default() -> Self {
+        SeqDecimals {
+            last: None,
+            buf: [b'0'; DECIMAL_BUFFER],
+            start: DECIMAL_BUFFER - 1,
+            low: (0, 0),
+        }
+    }
+}
+
+impl SeqDecimals {
+    /// The decimal form of `n`.
+    pub fn format(&mut self, n: SeqNum) -> &str {
+        let successor = self.last.is_some_and(|p| {
+            p.counter.checked_add(1) == Some(n.counter)
+                && SeqNum {
+                    counter: n.counter,
+                    ..p
+                } == n
+        });
+        if !(successor && self.add_counter_step()) {
+            self.write_whole(n);
+        }
+        self.last = Some(n);
+        // Only ASCII digits are ever written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("0")
+    }
+
+    fn write_whole(&mut self, n: SeqNum) {
+        let len = n.write_decimal(&mut self.buf).len();
+        self.start = DECIMAL_BUFFER - len;
+        self.buf[..self.start].fill(b'0');
+        let digits = |range: std::ops::Range<usize>| {
+            self.buf[range]
+                .iter()
+                .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'))
+        };
+        let n = DECIMAL_BUFFER;
+        self.low = (digits(n - 32..n - 16), digits(n - 16..n));
+    }
+
+    /// Adds 2^80 to the number in `buf`; false if that carries past the last 32 digits.
+    fn add_counter_step(&mut self) -> bool {
+        let mut lower = self.low.1 + COUNTER_STEP.1;
+        let mut carry = 0;
+        if lower >= E16 {
+            lower -= E16;
+            carry = 1;
+        }
+        let upper = self.low.0 + COUNTER_STEP.0 + carry;
+        if upper >= E16 {
+            return false;
+        }
+        self.low = (upper, lower);
+        let n = DECIMAL_BUFFER;
+        write_16_digits(&mut self.buf[n - 32..n - 16], upper);
+        write_16_digits(&mut self.buf[n - 16..], lower);
+        if self.start > n - 32 {
+            // A short number may have grown a digit.
+            self.start = self.buf[..n - 1]
+                .iter()
+                .position(|&d| d != b'0')
+                .unwrap_or(n - 1);
+        }
+        true
+    }
+}
+
+/// `v` (below 10^16) as exactly 16 digits, leading zeros included, into `out` (16 bytes).
+fn write_16_digits(out: &mut [u8], mut v: u64) {
+    for pair_at in (0..16).step_by(2).rev() {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        if let (Some(dst), Some(src)) =
+            (out.get_mut(pair_at..pair_at + 2), PAIRS.get(pair..pair + 2))
+        {
+            dst.copy_from_slice(src);
+        }
+    }
+}
+
 impl fmt::Display for SeqNum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.write_decimal(&mut [0; DECIMAL_BUFFER]))
@@ -192,6 +294,74 @@ impl fmt::Display for SeqNum {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn seq_decimals_agree_with_the_divider(
+            start in (any::<u64>(), any::<u64>(), any::<u64>(), any::<u32>()),
+            steps in proptest::collection::vec((0u8..10, any::<u64>()), 1..60),
+        ) {
+            let mut n = SeqNum {
+                shard_created_secs: start.0 & MASK36,
+                counter: start.1,
+                arrival_secs: start.2 & MASK36,
+                shard_index: start.3,
+            };
+            let mut decimals = SeqDecimals::default();
+            for (kind, value) in steps {
+                // Mostly successors; sometimes a jump, a new arrival second or another shard.
+                match kind {
+                    0 => n.counter = value,
+                    1 => n.arrival_secs = value & MASK36,
+                    2 => n.shard_index = value as u32,
+                    3 => n.counter = u64::MAX - (value % 3),
+                    _ => n.counter = n.counter.wrapping_add(1),
+                }
+                prop_assert_eq!(decimals.format(n), n.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn seq_decimals_fall_back_when_a_step_carries_past_the_last_32_digits() {
+        // The counter at which the last 32 digits are within one step of wrapping.
+        let mut n = SeqNum {
+            shard_created_secs: 1_704_067_200,
+            counter: 0,
+            arrival_secs: 1_704_067_260,
+            shard_index: 3,
+        };
+        let text = n.to_string();
+        let last32: u128 = text[text.len() - 32..].parse().expect("digits");
+        let (wrap, step) = (10u128.pow(32), 1u128 << 80);
+        n.counter = (wrap - step - last32).div_ceil(step) as u64;
+        let mut decimals = SeqDecimals::default();
+        for _ in 0..4 {
+            assert_eq!(decimals.format(n), n.to_string());
+            n.counter += 1;
+        }
+        let text = n.to_string();
+        let crossed: u128 = text[text.len() - 32..].parse().expect("digits");
+        assert!(
+            crossed < step * 4,
+            "the steps above crossed a multiple of 10^32"
+        );
+    }
+
+    #[test]
+    fn seq_decimals_carry_through_every_digit_of_the_step() {
+        let mut decimals = SeqDecimals::default();
+        let mut n = SeqNum {
+            shard_created_secs: MASK36,
+            counter: u64::MAX - 5,
+            arrival_secs: MASK36,
+            shard_index: u32::MAX,
+        };
+        for _ in 0..5 {
+            n.counter += 1;
+            assert_eq!(decimals.format(n), n.to_string());
+        }
+    }
 
     #[test]
     fn decodes_the_documented_example() {
