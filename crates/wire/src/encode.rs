@@ -10,7 +10,7 @@ use std::io::Write as _;
 use kinesin_engine::api::*;
 use kinesin_engine::api_ops::*;
 use kinesin_engine::names::{write_shard_id, SHARD_ID_LEN};
-use kinesin_engine::seqnum::{SeqNum, DECIMAL_BUFFER};
+use kinesin_engine::seqnum::{SeqDecimals, SeqNum, DECIMAL_BUFFER};
 
 use crate::Response;
 
@@ -666,6 +666,9 @@ fn shard_id<S: Sink>(s: &mut S, n: SeqNum) {
     s.string(write_shard_id(n.shard_index, &mut [0; SHARD_ID_LEN]));
 }
 
+/// Sequence-number formatters a PutRecords reply keeps, one per shard.
+const SHARD_FORMATTERS: usize = 8;
+
 /// A written record's sequence number, formatted in place.
 fn sequence_number<S: Sink>(s: &mut S, n: SeqNum) {
     s.string(n.write_decimal(&mut [0; DECIMAL_BUFFER]));
@@ -676,12 +679,32 @@ fn put_records<S: Sink>(s: &mut S, o: &PutRecordsOutput) {
     s.key("FailedRecordCount");
     s.int(o.failed_record_count);
     s.key("Records");
-    list(s, &o.records, |s, r| {
+    // A request's records in one shard have consecutive numbers, interleaved with other
+    // shards' in request order: one formatter per shard (a few; see `SeqDecimals`).
+    let mut decimals: Vec<(u32, SeqDecimals)> = Vec::new();
+    s.begin_list(o.records.len());
+    for (i, r) in o.records.iter().enumerate() {
         s.begin_struct();
         match r {
             PutRecordsResultEntry::Ok { sequence_number: n } => {
                 s.key("SequenceNumber");
-                sequence_number(s, *n);
+                let at = match decimals
+                    .iter()
+                    .position(|(shard, _)| *shard == n.shard_index)
+                {
+                    Some(at) => at,
+                    None if decimals.len() < SHARD_FORMATTERS => {
+                        decimals.push((n.shard_index, SeqDecimals::default()));
+                        decimals.len() - 1
+                    }
+                    // More shards than formatters: take turns.
+                    None => {
+                        let at = i % SHARD_FORMATTERS;
+                        decimals[at] = (n.shard_index, SeqDecimals::default());
+                        at
+                    }
+                };
+                s.string(decimals[at].1.format(*n));
                 s.key("ShardId");
                 shard_id(s, *n);
             }
@@ -696,7 +719,8 @@ fn put_records<S: Sink>(s: &mut S, o: &PutRecordsOutput) {
             }
         }
         s.end_struct();
-    });
+    }
+    s.end_list();
     if let Some(e) = o.encryption_type {
         s.key("EncryptionType");
         s.string(e.as_str());

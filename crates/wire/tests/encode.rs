@@ -105,6 +105,46 @@ fn put_record_and_put_records() {
 }
 
 #[test]
+fn put_records_numbers_are_exact_across_many_interleaved_shards() {
+    // More shards than the encoder keeps formatters for, interleaved, each with consecutive
+    // counters, a jump, and a failed entry in between.
+    let mut records = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..300u64 {
+        let shard = (i * 7 % 13) as u32;
+        let counter = if i == 150 { 1 << 40 } else { 1000 + i / 13 };
+        let n = SeqNum {
+            shard_created_secs: 1_704_067_200 + u64::from(shard),
+            counter,
+            arrival_secs: 1_704_067_260 + i / 100,
+            shard_index: shard,
+        };
+        if i % 37 == 5 {
+            records.push(PutRecordsResultEntry::Failed {
+                error_code: "InternalFailure".into(),
+                error_message: "x".into(),
+            });
+            expected.push(None);
+        }
+        records.push(PutRecordsResultEntry::Ok { sequence_number: n });
+        expected.push(Some(n.to_string()));
+    }
+    let r = Response::PutRecords(PutRecordsOutput {
+        failed_record_count: expected.iter().filter(|e| e.is_none()).count() as _,
+        records,
+        encryption_type: None,
+    });
+    let v: serde_json::Value = serde_json::from_str(&json(&r)).expect("json");
+    let got: Vec<Option<String>> = v["Records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["SequenceNumber"].as_str().map(String::from))
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
 fn get_records_json() {
     let r = Response::GetRecords(GetRecordsOutput {
         records: vec![record("1", 1_545_084_650_987, b"hello", "pk\"1")],
