@@ -114,10 +114,9 @@ impl Conn {
 
     /// Sends one operation; returns the status and the body.
     pub(crate) async fn call(&mut self, op: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
-        let resp = self.send(op, body).await?;
-        let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        let mut out = Vec::new();
+        let status = self.call_into(op, body, &mut out).await?;
+        Ok((status, Bytes::from(out)))
     }
 
     /// Sends one operation; returns the status, with the body in `out` (replacing what it

@@ -688,17 +688,33 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<String>>();
     let rows: Vec<(String, Vec<String>)> = {
         let mut r = Vec::new();
-        for n in &in_flight {
-            let key = format!("put_records_{n}");
-            r.push((
-                format!("PutRecords records/s, {n} in flight"),
-                path(&["scenarios", &key, "records_per_sec"]),
-            ));
-            r.push((
-                format!("PutRecords p99 ms, {n} in flight"),
-                path(&["scenarios", &key, "latency", "p99_ms"]),
-            ));
-        }
+        // A rate and its p99 per level of a scenario.
+        let levels = |r: &mut Vec<(String, Vec<String>)>,
+                      what: &str,
+                      unit: &str,
+                      key: &str,
+                      levels: &[usize],
+                      level: &str| {
+            for n in levels {
+                let key = format!("{key}_{n}");
+                r.push((
+                    format!("{what} {unit}, {n} {level}"),
+                    path(&["scenarios", &key, "records_per_sec"]),
+                ));
+                r.push((
+                    format!("{what} p99 ms, {n} {level}"),
+                    path(&["scenarios", &key, "latency", "p99_ms"]),
+                ));
+            }
+        };
+        levels(
+            &mut r,
+            "PutRecords",
+            "records/s",
+            "put_records",
+            &in_flight,
+            "in flight",
+        );
         r.extend([
             (
                 format!("PutRecords server CPU µs/record ({MAIN_IN_FLIGHT} in flight)"),
@@ -713,17 +729,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
                 path(&["scenarios", "get_records", "server_cpu_us_per_record"]),
             ),
         ]);
-        for c in &conns {
-            let key = format!("put_record_{c}");
-            r.push((
-                format!("PutRecord acks/s, {c} conns"),
-                path(&["scenarios", &key, "records_per_sec"]),
-            ));
-            r.push((
-                format!("PutRecord p99 ms, {c} conns"),
-                path(&["scenarios", &key, "latency", "p99_ms"]),
-            ));
-        }
+        levels(&mut r, "PutRecord", "acks/s", "put_record", &conns, "conns");
         r.push((
             "fan-out send→push p99 ms (5 consumers)".into(),
             path(&["scenarios", "fan_out", "propagation_from_send", "p99_ms"]),

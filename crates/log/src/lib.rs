@@ -250,6 +250,12 @@ fn pending_bytes_limit(config: &LogConfig) -> u64 {
     (config.max_pending_bytes as u64).clamp(1, u64::from(u32::MAX))
 }
 
+/// The permits of the byte budget an append of `bytes` holds while it waits: an append bigger
+/// than the whole budget takes all of it, so it still gets in (alone).
+pub(crate) fn pending_bytes_room(config: &LogConfig, bytes: usize) -> u32 {
+    (bytes as u64).min(pending_bytes_limit(config)) as u32
+}
+
 /// What waits for the writer (see [`Log::pending`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PendingAppends {
@@ -610,11 +616,9 @@ impl Log {
             .acquire()
             .await
             .map_err(|_| shared.closed_error())?;
-        // An append bigger than the whole byte budget takes all of it, so it still gets in.
-        let room_bytes = (bytes as u64).min(pending_bytes_limit(&shared.config)) as u32;
         let size = shared
             .room_bytes
-            .acquire_many(room_bytes)
+            .acquire_many(pending_bytes_room(&shared.config, bytes))
             .await
             .map_err(|_| shared.closed_error())?;
         let (reply, response) = oneshot::channel();
@@ -628,7 +632,6 @@ impl Log {
             pending.requests.push_back(Request {
                 entries,
                 bytes,
-                room_bytes,
                 reply,
                 _hold: Box::new(hold),
             });

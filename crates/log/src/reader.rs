@@ -120,12 +120,11 @@ impl Shared {
     }
 
     fn read_range(&self, segment: u64, offset: u64, len: u64) -> Result<Bytes> {
-        self.read_ranges(&[(segment, offset, len)], len)
+        self.read_ranges(&[(segment, offset, len)])
     }
 
-    /// Reads `ranges` (segment, offset, length) one after another into one buffer of `total`
-    /// bytes, their sum.
-    fn read_ranges(&self, ranges: &[(u64, u64, u64)], total: u64) -> Result<Bytes> {
+    /// Reads `ranges` (segment, offset, length) one after another into one buffer.
+    fn read_ranges(&self, ranges: &[(u64, u64, u64)]) -> Result<Bytes> {
         // The index is checked before anything is allocated for it.
         let mut files = Vec::with_capacity(ranges.len());
         for &(segment, offset, len) in ranges {
@@ -137,6 +136,7 @@ impl Shared {
             }
             files.push(file);
         }
+        let total: u64 = ranges.iter().map(|&(_, _, len)| len).sum();
         let mut buf = self.read_buffers.take_overwritable(total as usize);
         let mut at = 0usize;
         for (&(_, offset, len), file) in ranges.iter().zip(&files) {
@@ -477,7 +477,7 @@ impl Shared {
                 total += len;
                 j = k;
             }
-            let buf = self.read_ranges(&reads, total)?;
+            let buf = self.read_ranges(&reads)?;
             let mut base = 0usize;
             let mut p = i;
             for (&(segment, read_offset, len), &k) in reads.iter().zip(&read_ends) {

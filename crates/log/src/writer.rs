@@ -41,15 +41,15 @@ use crate::index::{BlockList, QueueSegment, SegmentState};
 use crate::recovery::checkpoint_of;
 use crate::segment::{self, put_seal, start_segment, ActiveSegment, FileKind};
 use crate::storage::StorageFile;
-use crate::{AppendEntry, Appended, Durability, LogError, QueueId, Result, Shared};
+use crate::{
+    pending_bytes_room, AppendEntry, Appended, Durability, LogError, QueueId, Result, Shared,
+};
 
 /// One `append` call waiting for the writer.
 pub(crate) struct Request {
     pub entries: Vec<AppendEntry>,
     /// Encoded size of the records, to bound batches.
     pub bytes: usize,
-    /// Permits of `Shared::room_bytes` this request holds while it waits.
-    pub room_bytes: u32,
     pub reply: oneshot::Sender<Result<Vec<Appended>>>,
     /// Dropped with the request, after its reply is sent (see [`crate::Log::append_holding`]).
     pub _hold: Box<dyn Send>,
@@ -235,7 +235,7 @@ impl Writer {
                             break;
                         }
                         bytes += front.bytes;
-                        room_bytes += front.room_bytes as usize;
+                        room_bytes += pending_bytes_room(&self.shared.config, front.bytes) as usize;
                         if let Some(request) = pending.requests.pop_front() {
                             batch.push(request);
                         }
