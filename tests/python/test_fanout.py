@@ -382,7 +382,10 @@ def test_deregister_consumer(kinesis, make_stream):
 def test_consumer_creating_and_deleting_with_transition_delays(server_factory):
     """With state-transition delays on (they reuse the stream delays), a consumer is CREATING
     before ACTIVE and DELETING before it is gone, as on AWS; SubscribeToShard needs ACTIVE."""
-    srv = server_factory("--no-throttle", "--create-stream-delay-ms", "1000", "--delete-stream-delay-ms", "700")
+    # 3 s of CREATING: the six registrations, the describe and the subscribe below must all
+    # land inside it, and with 1 s a slow moment of a loaded 2-core runner let the first
+    # consumer turn ACTIVE before the sixth registration.
+    srv = server_factory("--no-throttle", "--create-stream-delay-ms", "3000", "--delete-stream-delay-ms", "700")
     k = make_client(srv.endpoint)
     efo = make_client(srv.endpoint, max_attempts=1)
     name = unique_name("delay")
