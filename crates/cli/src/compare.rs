@@ -574,6 +574,141 @@ fn median(rounds: &[Value]) -> Value {
     }
 }
 
+/// Each round's ceiling probes, in round order (`Value::Null` where a probe failed).
+struct Ceilings<'a> {
+    null: &'a [Value],
+    synced_null: &'a [Value],
+    disk: &'a [Value],
+    page_cache: &'a [Value],
+}
+
+/// One of the targets as a ratio, computed within each round (both figures measured
+/// minutes apart at most), then summarised by the median of the rounds' ratios.
+struct Fraction {
+    what: String,
+    each_round: Vec<Option<f64>>,
+}
+
+impl Fraction {
+    /// The median of the rounds that have the ratio (the lower middle one for an even count,
+    /// as in [`median`]).
+    fn median(&self) -> Option<f64> {
+        let mut xs: Vec<f64> = self.each_round.iter().flatten().copied().collect();
+        xs.sort_by(f64::total_cmp);
+        xs.get(xs.len().checked_sub(1)? / 2).copied()
+    }
+}
+
+/// Kinesin against kinesalite and against the machine, round by round: the ratios the issue's
+/// targets are stated in.
+fn fractions(
+    rounds: &[(String, Vec<Value>)],
+    ceilings: &Ceilings,
+    in_flight: &[usize],
+) -> Vec<Fraction> {
+    let of = |name: &str| {
+        rounds
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.as_slice())
+    };
+    let kinesin = of("kinesin").unwrap_or_default();
+    let kinesalite = of("kinesalite").unwrap_or_default();
+    let figure = |reports: &[Value], round: usize, path: &[&str]| {
+        reports
+            .get(round)
+            .and_then(|r| at(r, path))
+            .and_then(Value::as_f64)
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let per_round = |what: String, f: &dyn Fn(usize) -> Option<f64>| Fraction {
+        what,
+        each_round: (0..kinesin.len()).map(f).collect(),
+    };
+    let mut out = Vec::new();
+    for &n in in_flight {
+        let key = format!("put_records_{n}");
+        let path = ["scenarios", key.as_str(), "records_per_sec"];
+        out.push(per_round(
+            format!("PutRecords records/s, {n} in flight: Kinesin ÷ kinesalite"),
+            &|r| ratio(figure(kinesin, r, &path), figure(kinesalite, r, &path)),
+        ));
+    }
+    let put_records_mb = ["scenarios", "put_records", "mb_per_sec"];
+    out.push(per_round(
+        format!("PutRecords MB/s ({MAIN_IN_FLIGHT} in flight) ÷ the disk's synced MB/s"),
+        &|r| {
+            ratio(
+                figure(kinesin, r, &put_records_mb),
+                figure(ceilings.disk, r, &[]),
+            )
+        },
+    ));
+    out.push(per_round(
+        format!("PutRecords MB/s ({MAIN_IN_FLIGHT} in flight) ÷ page-cache growth MB/s"),
+        &|r| {
+            ratio(
+                figure(kinesin, r, &put_records_mb),
+                figure(ceilings.page_cache, r, &[]),
+            )
+        },
+    ));
+    let put_record_64 = ["scenarios", "put_record_64", "records_per_sec"];
+    out.push(per_round(
+        "PutRecord acks/s at 64 connections ÷ the do-nothing server's".into(),
+        &|r| {
+            ratio(
+                figure(kinesin, r, &put_record_64),
+                figure(ceilings.null, r, &[]),
+            )
+        },
+    ));
+    out.push(per_round(
+        "PutRecord acks/s at 64 connections ÷ the synced do-nothing server's".into(),
+        &|r| {
+            ratio(
+                figure(kinesin, r, &put_record_64),
+                figure(ceilings.synced_null, r, &[]),
+            )
+        },
+    ));
+    out.push(per_round(
+        "synced do-nothing server ÷ do-nothing server (the durable ceiling)".into(),
+        &|r| {
+            ratio(
+                figure(ceilings.synced_null, r, &[]),
+                figure(ceilings.null, r, &[]),
+            )
+        },
+    ));
+    out
+}
+
+/// The fractions as a markdown table, one column per round.
+fn fractions_table(fractions: &[Fraction], rounds: u32) -> String {
+    let show = |x: Option<f64>| x.map_or_else(|| "—".to_string(), |x| format!("{x:.2}×"));
+    let mut md = String::from("\n| within each round |");
+    for r in 1..=rounds {
+        md.push_str(&format!(" round {r} |"));
+    }
+    md.push_str(" median of rounds |\n|---|");
+    for _ in 0..=rounds {
+        md.push_str("---|");
+    }
+    md.push('\n');
+    for f in fractions {
+        md.push_str(&format!("| {} |", f.what));
+        for x in &f.each_round {
+            md.push_str(&format!(" {} |", show(*x)));
+        }
+        md.push_str(&format!(" {} |\n", show(f.median())));
+    }
+    md
+}
+
 /// The value at `path` (object keys) in a report.
 fn at<'v, S: AsRef<str>>(v: &'v Value, path: &[S]) -> Option<&'v Value> {
     path.iter().try_fold(v, |cur, p| cur.get(p.as_ref()))
@@ -602,20 +737,9 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let mut page_cache = Vec::new();
     let mut probe_files = ProbeFiles::default();
     for round in 1..=args.rounds {
-        for (name, measured) in rounds.iter_mut() {
-            if not_installed.iter().any(|f| {
-                f.starts_with(name.as_str())
-                    || (name == "kinesis-mock" && f.starts_with("kinesis-local"))
-            }) {
-                measured.push(json!({"error": "could not be installed"}));
-                continue;
-            }
-            eprintln!("round {round}/{}: measuring {name}", args.rounds);
-            let r = measure(name, &args.peers_dir, &args, &conns, &in_flight)
-                .await
-                .unwrap_or_else(|e| json!({"error": e.to_string()}));
-            measured.push(r);
-        }
+        // The ceilings first, so that Kinesin (first in the default order) runs within a
+        // minute of them: the fractions of the machine below divide figures of one round, and
+        // this machine's speed drifts over minutes.
         eprintln!(
             "round {round}/{}: measuring the machine's ceilings",
             args.rounds
@@ -635,8 +759,29 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
             page_cache_probe(&std::env::temp_dir(), &mut probe_files)
                 .map_or(Value::Null, Value::from),
         );
+        for (name, measured) in rounds.iter_mut() {
+            if not_installed.iter().any(|f| {
+                f.starts_with(name.as_str())
+                    || (name == "kinesis-mock" && f.starts_with("kinesis-local"))
+            }) {
+                measured.push(json!({"error": "could not be installed"}));
+                continue;
+            }
+            eprintln!("round {round}/{}: measuring {name}", args.rounds);
+            let r = measure(name, &args.peers_dir, &args, &conns, &in_flight)
+                .await
+                .unwrap_or_else(|e| json!({"error": e.to_string()}));
+            measured.push(r);
+        }
     }
     drop(probe_files);
+    let ceilings = Ceilings {
+        null: &null_rates,
+        synced_null: &synced_null_rates,
+        disk: &disks,
+        page_cache: &page_cache,
+    };
+    let fractions = fractions(&rounds, &ceilings, &in_flight);
     // The headline figures of every round next to the medians, so the spread is visible.
     let headline = |r: &Value| {
         let figure = |path: &[&str]| at(r, path).cloned().unwrap_or(Value::Null);
@@ -680,6 +825,14 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
                 "page_cache_growth_mb_per_sec": page_cache,
             },
         },
+        "fractions": fractions
+            .iter()
+            .map(|f| json!({
+                "what": f.what,
+                "each_round": f.each_round,
+                "median_of_rounds": f.median(),
+            }))
+            .collect::<Vec<_>>(),
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
 
@@ -769,13 +922,14 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         md.push('\n');
     }
     md.push_str(&format!(
-        "\nEvery figure is the median of {} round(s), the implementations measured in turn within each round. Ceilings in the same run: a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections, and {} PutRecord acks/s when it acknowledged each body only after a group-committed fdatasync; the disk wrote {} MB/s with an fdatasync per MiB; 1 GiB written into new page-cache pages (no sync) went at {} MB/s.\n",
+        "\nEvery figure is the median of {} round(s); each round measures the ceilings first, then the implementations in turn. Ceilings (medians): a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections, and {} PutRecord acks/s when it acknowledged each body only after a group-committed fdatasync; the disk wrote {} MB/s with an fdatasync per MiB; 1 GiB written into new page-cache pages (no sync) went at {} MB/s.\n",
         args.rounds,
         report["ceilings"]["null_server_requests_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         report["ceilings"]["synced_null_server_acks_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         disk.as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         page_cache_rate.as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
     ));
+    md.push_str(&fractions_table(&fractions, args.rounds));
     std::fs::write(&args.markdown, &md)?;
     println!("{md}");
     Ok(())
@@ -802,5 +956,78 @@ mod tests {
         let failed = [json!({"error": "e1"}), json!({"error": "e2"})];
         assert_eq!(median(&failed)["error"], "e1");
         assert_eq!(median(&[Value::Null, json!(7)]).as_f64(), Some(7.0));
+    }
+
+    #[test]
+    fn fractions_divide_figures_of_the_same_round() {
+        let report = |put_records_4: f64, mb: f64, put_records_1: f64, put_record_64: f64| {
+            json!({"scenarios": {
+                "put_records": {"mb_per_sec": mb},
+                "put_records_4": {"records_per_sec": put_records_4},
+                "put_records_1": {"records_per_sec": put_records_1},
+                "put_record_64": {"records_per_sec": put_record_64},
+            }})
+        };
+        let rounds = vec![
+            (
+                "kinesin".to_string(),
+                vec![
+                    report(300.0, 400.0, 200.0, 60.0),
+                    report(600.0, 300.0, 100.0, 30.0),
+                    json!({"error": "server did not start"}),
+                ],
+            ),
+            (
+                "kinesalite".to_string(),
+                vec![
+                    report(10.0, 1.0, 10.0, 5.0),
+                    report(20.0, 1.0, 10.0, 5.0),
+                    report(10.0, 1.0, 10.0, 5.0),
+                ],
+            ),
+        ];
+        let ceilings = Ceilings {
+            null: &[json!(100.0), json!(50.0), json!(80.0)],
+            synced_null: &[json!(60.0), Value::Null, json!(40.0)],
+            disk: &[json!(800.0), json!(1000.0), json!(900.0)],
+            page_cache: &[json!(400.0), json!(300.0), json!(350.0)],
+        };
+        let f = fractions(&rounds, &ceilings, &[1, 4]);
+        let by = |what: &str| {
+            f.iter()
+                .find(|f| f.what.starts_with(what))
+                .unwrap_or_else(|| panic!("no fraction {what}"))
+        };
+        let vs_kinesalite_4 = by("PutRecords records/s, 4 in flight");
+        assert_eq!(
+            vs_kinesalite_4.each_round,
+            vec![Some(30.0), Some(30.0), None]
+        );
+        assert_eq!(vs_kinesalite_4.median(), Some(30.0));
+        assert_eq!(
+            by("PutRecords records/s, 1 in flight").each_round,
+            vec![Some(20.0), Some(10.0), None]
+        );
+        // Two rounds: the lower middle one.
+        assert_eq!(by("PutRecords records/s, 1 in flight").median(), Some(10.0));
+        assert_eq!(
+            by("PutRecords MB/s (4 in flight) ÷ the disk").each_round,
+            vec![Some(0.5), Some(0.3), None]
+        );
+        assert_eq!(
+            by("PutRecord acks/s at 64 connections ÷ the do-nothing").each_round,
+            vec![Some(0.6), Some(0.6), None]
+        );
+        // A failed probe leaves its round out rather than dividing by nothing.
+        assert_eq!(
+            by("PutRecord acks/s at 64 connections ÷ the synced").each_round,
+            vec![Some(1.0), None, None]
+        );
+        assert_eq!(
+            by("synced do-nothing server").each_round,
+            vec![Some(0.6), None, Some(0.5)]
+        );
+        let table = fractions_table(&f, 3);
+        assert!(table.contains("| PutRecords records/s, 4 in flight: Kinesin ÷ kinesalite | 30.00× | 30.00× | — | 30.00× |"), "{table}");
     }
 }
