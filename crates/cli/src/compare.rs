@@ -475,6 +475,7 @@ pub async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
 /// run as its own process like every server measured (in the bench's own process it shares the
 /// client's threads and skips the wake-ups between processes, which made it look up to ~1.6
 /// times faster).
+/// PutRecord acks/s of a do-nothing server at 64 connections.
 async fn null_server_rate(seconds: u64, synced: bool) -> anyhow::Result<Value> {
     let name = if synced {
         "synced-null-server"
@@ -489,6 +490,20 @@ async fn null_server_rate(seconds: u64, synced: bool) -> anyhow::Result<Value> {
     )
     .await?;
     Ok(phases["put_record"]["records_per_sec"].clone())
+}
+
+/// PutRecords records/s of the synced do-nothing server with one request in flight: each
+/// 500-record body received, written, synced and answered before the next is sent, which is
+/// the least a durable server must do per request when nothing can overlap.
+async fn synced_null_put_records_one_at_a_time(seconds: u64) -> anyhow::Result<Value> {
+    let (server, _) = start_answering("synced-null-server", Path::new("")).await?;
+    let phases = bench::run_phases(
+        &bench_args(seconds, "put-records", 1, 64),
+        server.addr,
+        None,
+    )
+    .await?;
+    Ok(phases["put_records"]["records_per_sec"].clone())
 }
 
 /// Synced sequential write bandwidth: 1 MiB writes, each followed by fdatasync.
@@ -578,6 +593,8 @@ fn median(rounds: &[Value]) -> Value {
 struct Ceilings<'a> {
     null: &'a [Value],
     synced_null: &'a [Value],
+    /// The synced do-nothing server's PutRecords records/s with one request in flight.
+    synced_null_put_records_1: &'a [Value],
     disk: &'a [Value],
     page_cache: &'a [Value],
 }
@@ -635,6 +652,18 @@ fn fractions(
         out.push(per_round(
             format!("PutRecords records/s, {n} in flight: Kinesin ÷ kinesalite"),
             &|r| ratio(figure(kinesin, r, &path), figure(kinesalite, r, &path)),
+        ));
+    }
+    if in_flight.contains(&1) {
+        let path = ["scenarios", "put_records_1", "records_per_sec"];
+        let ceiling = ceilings.synced_null_put_records_1;
+        out.push(per_round(
+            "PutRecords records/s, 1 in flight: the synced do-nothing server ÷ kinesalite".into(),
+            &|r| ratio(figure(ceiling, r, &[]), figure(kinesalite, r, &path)),
+        ));
+        out.push(per_round(
+            "PutRecords records/s, 1 in flight: Kinesin ÷ the synced do-nothing server".into(),
+            &|r| ratio(figure(kinesin, r, &path), figure(ceiling, r, &[])),
         ));
     }
     let put_records_mb = ["scenarios", "put_records", "mb_per_sec"];
@@ -733,6 +762,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         want.iter().map(|n| (n.to_string(), Vec::new())).collect();
     let mut null_rates = Vec::new();
     let mut synced_null_rates = Vec::new();
+    let mut synced_null_one_at_a_time = Vec::new();
     let mut disks = Vec::new();
     let mut page_cache = Vec::new();
     let mut probe_files = ProbeFiles::default();
@@ -751,6 +781,11 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         );
         synced_null_rates.push(
             null_server_rate(args.seconds, true)
+                .await
+                .unwrap_or(Value::Null),
+        );
+        synced_null_one_at_a_time.push(
+            synced_null_put_records_one_at_a_time(args.seconds)
                 .await
                 .unwrap_or(Value::Null),
         );
@@ -778,6 +813,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let ceilings = Ceilings {
         null: &null_rates,
         synced_null: &synced_null_rates,
+        synced_null_put_records_1: &synced_null_one_at_a_time,
         disk: &disks,
         page_cache: &page_cache,
     };
@@ -816,11 +852,13 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         "ceilings": {
             "null_server_requests_per_sec_64_conns": null_rate,
             "synced_null_server_acks_per_sec_64_conns": synced_null_rate,
+            "synced_null_server_put_records_1_in_flight_records_per_sec": median(&synced_null_one_at_a_time),
             "disk_synced_write_mb_per_sec": disk,
             "page_cache_growth_mb_per_sec": page_cache_rate,
             "each_round": {
                 "null_server_requests_per_sec_64_conns": null_rates,
                 "synced_null_server_acks_per_sec_64_conns": synced_null_rates,
+                "synced_null_server_put_records_1_in_flight_records_per_sec": synced_null_one_at_a_time,
                 "disk_synced_write_mb_per_sec": disks,
                 "page_cache_growth_mb_per_sec": page_cache,
             },
@@ -922,10 +960,11 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         md.push('\n');
     }
     md.push_str(&format!(
-        "\nEvery figure is the median of {} round(s); each round measures the ceilings first, then the implementations in turn. Ceilings (medians): a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections, and {} PutRecord acks/s when it acknowledged each body only after a group-committed fdatasync; the disk wrote {} MB/s with an fdatasync per MiB; 1 GiB written into new page-cache pages (no sync) went at {} MB/s.\n",
+        "\nEvery figure is the median of {} round(s); each round measures the ceilings first, then the implementations in turn. Ceilings (medians): a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections, and {} PutRecord acks/s when it acknowledged each body only after a group-committed fdatasync (PutRecords one request at a time: {} records/s); the disk wrote {} MB/s with an fdatasync per MiB; 1 GiB written into new page-cache pages (no sync) went at {} MB/s.\n",
         args.rounds,
         report["ceilings"]["null_server_requests_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         report["ceilings"]["synced_null_server_acks_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
+        report["ceilings"]["synced_null_server_put_records_1_in_flight_records_per_sec"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         disk.as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         page_cache_rate.as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
     ));
@@ -989,6 +1028,7 @@ mod tests {
         let ceilings = Ceilings {
             null: &[json!(100.0), json!(50.0), json!(80.0)],
             synced_null: &[json!(60.0), Value::Null, json!(40.0)],
+            synced_null_put_records_1: &[json!(400.0), json!(400.0), Value::Null],
             disk: &[json!(800.0), json!(1000.0), json!(900.0)],
             page_cache: &[json!(400.0), json!(300.0), json!(350.0)],
         };
@@ -1017,6 +1057,14 @@ mod tests {
         assert_eq!(
             by("PutRecord acks/s at 64 connections ÷ the do-nothing").each_round,
             vec![Some(0.6), Some(0.6), None]
+        );
+        assert_eq!(
+            by("PutRecords records/s, 1 in flight: the synced do-nothing server ÷").each_round,
+            vec![Some(40.0), Some(40.0), None]
+        );
+        assert_eq!(
+            by("PutRecords records/s, 1 in flight: Kinesin ÷ the synced").each_round,
+            vec![Some(0.5), Some(0.25), None]
         );
         // A failed probe leaves its round out rather than dividing by nothing.
         assert_eq!(
