@@ -631,87 +631,75 @@ fn fractions(
     };
     let kinesin = of("kinesin").unwrap_or_default();
     let kinesalite = of("kinesalite").unwrap_or_default();
-    let figure = |reports: &[Value], round: usize, path: &[&str]| {
+    let figure = |reports: &[Value], round: usize, path: &[String]| {
         reports
             .get(round)
             .and_then(|r| at(r, path))
             .and_then(Value::as_f64)
     };
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
-        _ => None,
-    };
-    let per_round = |what: String, f: &dyn Fn(usize) -> Option<f64>| Fraction {
+    // Each fraction: a figure of one set of reports over a figure of another, round by round.
+    type Figure<'r> = (&'r [Value], Vec<String>);
+    let fraction = |what: String, (a, a_path): Figure, (b, b_path): Figure| Fraction {
         what,
-        each_round: (0..kinesin.len()).map(f).collect(),
+        each_round: (0..kinesin.len())
+            .map(|r| match (figure(a, r, &a_path), figure(b, r, &b_path)) {
+                (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                _ => None,
+            })
+            .collect(),
     };
+    let scenario = |key: &str, field: &str| vec!["scenarios".to_string(), key.into(), field.into()];
+    // A probe's report is the figure itself.
+    let probe = Vec::new;
     let mut out = Vec::new();
     for &n in in_flight {
         let key = format!("put_records_{n}");
-        let path = ["scenarios", key.as_str(), "records_per_sec"];
-        out.push(per_round(
+        out.push(fraction(
             format!("PutRecords records/s, {n} in flight: Kinesin ÷ kinesalite"),
-            &|r| ratio(figure(kinesin, r, &path), figure(kinesalite, r, &path)),
+            (kinesin, scenario(&key, "records_per_sec")),
+            (kinesalite, scenario(&key, "records_per_sec")),
         ));
     }
     if in_flight.contains(&1) {
-        let path = ["scenarios", "put_records_1", "records_per_sec"];
+        let one = scenario("put_records_1", "records_per_sec");
         let ceiling = ceilings.synced_null_put_records_1;
-        out.push(per_round(
+        out.push(fraction(
             "PutRecords records/s, 1 in flight: the synced do-nothing server ÷ kinesalite".into(),
-            &|r| ratio(figure(ceiling, r, &[]), figure(kinesalite, r, &path)),
+            (ceiling, probe()),
+            (kinesalite, one.clone()),
         ));
-        out.push(per_round(
+        out.push(fraction(
             "PutRecords records/s, 1 in flight: Kinesin ÷ the synced do-nothing server".into(),
-            &|r| ratio(figure(kinesin, r, &path), figure(ceiling, r, &[])),
+            (kinesin, one),
+            (ceiling, probe()),
         ));
     }
-    let put_records_mb = ["scenarios", "put_records", "mb_per_sec"];
-    out.push(per_round(
+    let put_records_mb = scenario("put_records", "mb_per_sec");
+    let put_record_64 = scenario("put_record_64", "records_per_sec");
+    out.push(fraction(
         format!("PutRecords MB/s ({MAIN_IN_FLIGHT} in flight) ÷ the disk's synced MB/s"),
-        &|r| {
-            ratio(
-                figure(kinesin, r, &put_records_mb),
-                figure(ceilings.disk, r, &[]),
-            )
-        },
+        (kinesin, put_records_mb.clone()),
+        (ceilings.disk, probe()),
     ));
-    out.push(per_round(
+    out.push(fraction(
         format!("PutRecords MB/s ({MAIN_IN_FLIGHT} in flight) ÷ page-cache growth MB/s"),
-        &|r| {
-            ratio(
-                figure(kinesin, r, &put_records_mb),
-                figure(ceilings.page_cache, r, &[]),
-            )
-        },
+        (kinesin, put_records_mb),
+        (ceilings.page_cache, probe()),
     ));
-    let put_record_64 = ["scenarios", "put_record_64", "records_per_sec"];
-    out.push(per_round(
+    out.push(fraction(
         "PutRecord acks/s at 64 connections ÷ the do-nothing server's".into(),
-        &|r| {
-            ratio(
-                figure(kinesin, r, &put_record_64),
-                figure(ceilings.null, r, &[]),
-            )
-        },
+        (kinesin, put_record_64.clone()),
+        (ceilings.null, probe()),
     ));
-    out.push(per_round(
+    out.push(fraction(
         "PutRecord acks/s at 64 connections ÷ the synced do-nothing server's".into(),
-        &|r| {
-            ratio(
-                figure(kinesin, r, &put_record_64),
-                figure(ceilings.synced_null, r, &[]),
-            )
-        },
+        (kinesin, put_record_64),
+        (ceilings.synced_null, probe()),
     ));
-    out.push(per_round(
+    out.push(fraction(
         "synced do-nothing server ÷ do-nothing server (the durable ceiling)".into(),
-        &|r| {
-            ratio(
-                figure(ceilings.synced_null, r, &[]),
-                figure(ceilings.null, r, &[]),
-            )
-        },
+        (ceilings.synced_null, probe()),
+        (ceilings.null, probe()),
     ));
     out
 }
