@@ -235,6 +235,11 @@ pub(crate) fn decode_base64_strict(text: &[u8]) -> Option<Bytes> {
         .map(Bytes::from)
 }
 
+/// [`decode_base64_strict`], appending to `out` (which is left as it was on invalid input).
+pub(crate) fn decode_base64_strict_append(text: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    base64_simd::STANDARD.decode_append(text, out).ok()
+}
+
 /// A string's length as Java counts it (UTF-16 code units).
 pub(crate) fn utf16_len(s: &str) -> usize {
     if s.is_ascii() {

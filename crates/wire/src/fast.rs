@@ -8,16 +8,24 @@
 //! Strings are checked with the model's own rules and Data with the same strict base64 decoder;
 //! a property test compares both paths on generated and mutated bodies.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 use kinesin_engine::api::{PutRecordInput, PutRecordsEntry, PutRecordsInput, StreamRef};
 
-use crate::decode::{decode_base64_strict, length_valid, string_valid};
+use crate::decode::{
+    decode_base64_strict, decode_base64_strict_append, length_valid, string_valid,
+};
 use crate::model::{self, Shape};
 use crate::Request;
 
 /// A PutRecords JSON body in the common shape, or `None` (take the general path).
 pub(crate) fn put_records(body: &[u8]) -> Option<Request> {
-    let mut c = Cursor { body, at: 0 };
+    let mut c = Cursor {
+        body,
+        at: 0,
+        arena: Some(DataArena::new(body.len())),
+    };
     let mut records = None;
     let mut stream = StreamRef::default();
     c.object(|c, key| match key {
@@ -28,15 +36,27 @@ pub(crate) fn put_records(body: &[u8]) -> Option<Request> {
         _ => c.stream_member(key, &mut stream),
     })?;
     c.end()?;
-    Some(Request::PutRecords(PutRecordsInput {
-        records: records?,
-        stream,
-    }))
+    let chunks = c.arena.take().map(DataArena::finish).unwrap_or_default();
+    let records = records?
+        .into_iter()
+        .map(|(data, partition_key, explicit_hash_key)| {
+            Some(PutRecordsEntry {
+                data: data.resolve(&chunks)?,
+                partition_key,
+                explicit_hash_key,
+            })
+        })
+        .collect::<Option<_>>()?;
+    Some(Request::PutRecords(PutRecordsInput { records, stream }))
 }
 
 /// A PutRecord JSON body in the common shape, or `None` (take the general path).
 pub(crate) fn put_record(body: &[u8]) -> Option<Request> {
-    let mut c = Cursor { body, at: 0 };
+    let mut c = Cursor {
+        body,
+        at: 0,
+        arena: None,
+    };
     let mut record = Entry::default();
     let mut sequence_number_for_ordering = None;
     let mut stream = StreamRef::default();
@@ -48,7 +68,7 @@ pub(crate) fn put_record(body: &[u8]) -> Option<Request> {
         _ => record.member(c, key),
     })?;
     c.end()?;
-    let (data, partition_key) = (record.data?, record.partition_key?);
+    let (data, partition_key) = (record.data?.resolve(&[])?, record.partition_key?);
     Some(Request::PutRecord(PutRecordInput {
         stream,
         data,
@@ -58,10 +78,73 @@ pub(crate) fn put_record(body: &[u8]) -> Option<Request> {
     }))
 }
 
+/// Where a decoded Data member is: its own buffer, or a range of one of the arena's chunks.
+enum Data {
+    Own(Bytes),
+    Packed { chunk: usize, range: Range<usize> },
+}
+
+impl Data {
+    fn resolve(self, chunks: &[Bytes]) -> Option<Bytes> {
+        match self {
+            Data::Own(bytes) => Some(bytes),
+            Data::Packed { chunk, range } => {
+                let chunk = chunks.get(chunk)?;
+                (range.end <= chunk.len()).then(|| chunk.slice(range))
+            }
+        }
+    }
+}
+
+/// A PutRecords body's decoded Data, packed into a few shared buffers rather than one
+/// allocation per record: the allocation and free of each were ~8% of PutRecords' instructions
+/// (callgrind). Chunks are at most [`ARENA_CHUNK`] unless one record needs more, so they stay
+/// below glibc's mmap threshold (1 MiB, `main.rs`) and come from the heap rather than fresh
+/// mappings; and no chunk is larger than what the rest of the body could still decode to.
+struct DataArena {
+    full: Vec<Bytes>,
+    current: Vec<u8>,
+    /// The most the rest of the body can decode to (base64 is 4 characters per 3 bytes).
+    left: usize,
+}
+
+const ARENA_CHUNK: usize = 512 << 10;
+
+impl DataArena {
+    fn new(body_len: usize) -> DataArena {
+        DataArena {
+            full: Vec::new(),
+            current: Vec::new(),
+            left: body_len.div_ceil(4) * 3,
+        }
+    }
+
+    /// Decodes a Data member's text into the arena: which chunk, where in it.
+    fn decode(&mut self, text: &[u8]) -> Option<(usize, Range<usize>)> {
+        let most = text.len().div_ceil(4) * 3;
+        if self.current.capacity() - self.current.len() < most {
+            if !self.current.is_empty() {
+                self.full
+                    .push(Bytes::from(std::mem::take(&mut self.current)));
+            }
+            self.current = Vec::with_capacity(most.max(ARENA_CHUNK.min(self.left)));
+        }
+        let start = self.current.len();
+        decode_base64_strict_append(text, &mut self.current)?;
+        self.left = self.left.saturating_sub(most);
+        Some((self.full.len(), start..self.current.len()))
+    }
+
+    fn finish(mut self) -> Vec<Bytes> {
+        self.full.push(Bytes::from(self.current));
+        self.full
+    }
+}
+
 /// The members a PutRecords entry and a PutRecord share.
 #[derive(Default)]
 struct Entry {
-    data: Option<Bytes>,
+    data: Option<Data>,
     partition_key: Option<String>,
     explicit_hash_key: Option<String>,
 }
@@ -83,6 +166,8 @@ impl Entry {
 struct Cursor<'a> {
     body: &'a [u8],
     at: usize,
+    /// Where Data members go: packed into an arena (PutRecords), or each its own buffer.
+    arena: Option<DataArena>,
 }
 
 impl<'a> Cursor<'a> {
@@ -140,9 +225,19 @@ impl<'a> Cursor<'a> {
 
     /// A Data member: a string the strict base64 decoder accepts (it rejects backslashes and
     /// control characters, so nothing else needs checking), within Data's length limits.
-    fn data(&mut self) -> Option<Bytes> {
-        let bytes = decode_base64_strict(self.raw_string()?)?;
-        length_valid(&model::DATA, bytes.len()).then_some(bytes)
+    fn data(&mut self) -> Option<Data> {
+        let text = self.raw_string()?;
+        let (len, data) = match &mut self.arena {
+            Some(arena) => {
+                let (chunk, range) = arena.decode(text)?;
+                (range.len(), Data::Packed { chunk, range })
+            }
+            None => {
+                let bytes = decode_base64_strict(text)?;
+                (bytes.len(), Data::Own(bytes))
+            }
+        };
+        length_valid(&model::DATA, len).then_some(data)
     }
 
     /// An object of at least one member; `member` reads each value after its key.
@@ -178,17 +273,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// The Records list: 1 to 500 entries, each with Data and PartitionKey.
-    fn records(&mut self) -> Option<Vec<PutRecordsEntry>> {
+    fn records(&mut self) -> Option<Vec<(Data, String, Option<String>)>> {
         self.expect(b'[')?;
         let mut records = Vec::new();
         loop {
             let mut entry = Entry::default();
             self.object(|c, key| entry.member(c, key))?;
-            records.push(PutRecordsEntry {
-                data: entry.data?,
-                partition_key: entry.partition_key?,
-                explicit_hash_key: entry.explicit_hash_key,
-            });
+            records.push((entry.data?, entry.partition_key?, entry.explicit_hash_key));
             if !length_valid(&model::PUT_RECORDS_REQUEST_ENTRY_LIST, records.len()) {
                 return None;
             }
@@ -249,6 +340,39 @@ mod tests {
         assert_eq!(&input.data[..], b"hello");
         assert_eq!(input.stream.name.as_deref(), Some("s"));
         let (fast, general) = both("PutRecord", record);
+        assert_eq!(format!("Ok({})", fast.unwrap_or_default()), general);
+    }
+
+    #[test]
+    fn packs_data_across_arena_chunks_as_the_general_path_decodes_it() {
+        use base64::Engine as _;
+        // Records of 0 bytes to 1 MiB, each filled with its own index: some share a chunk,
+        // some start a new one, one is larger than a chunk, and one is empty.
+        let sizes: Vec<usize> = (0..40)
+            .map(|i| match i {
+                7 => 0,
+                20 => 1 << 20,
+                _ => 1000 + i * 7919,
+            })
+            .collect();
+        let records: Vec<String> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let data = base64::engine::general_purpose::STANDARD.encode(vec![i as u8; n]);
+                format!(r#"{{"Data":"{data}","PartitionKey":"k{i}"}}"#)
+            })
+            .collect();
+        let body = format!(r#"{{"Records":[{}],"StreamName":"s"}}"#, records.join(","));
+        let Some(Request::PutRecords(input)) = put_records(body.as_bytes()) else {
+            panic!("not taken");
+        };
+        assert_eq!(input.records.len(), sizes.len());
+        for (i, (record, &n)) in input.records.iter().zip(&sizes).enumerate() {
+            assert_eq!(record.data.len(), n, "record {i}");
+            assert!(record.data.iter().all(|&b| b == i as u8), "record {i}");
+        }
+        let (fast, general) = both("PutRecords", body.as_bytes());
         assert_eq!(format!("Ok({})", fast.unwrap_or_default()), general);
     }
 
