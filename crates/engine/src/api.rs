@@ -201,8 +201,70 @@ pub struct PutRecordInput {
 #[derive(Debug, Clone)]
 pub struct PutRecordsEntry {
     pub data: Bytes,
-    pub partition_key: String,
+    pub partition_key: PartitionKey,
     pub explicit_hash_key: Option<String>,
+}
+
+/// A PutRecords entry's partition key: UTF-8 text held as shared bytes, so that the keys of a
+/// body can sit in the same few buffers as its records' data instead of one allocation each
+/// (the log stores them as bytes anyway).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PartitionKey(Bytes);
+
+impl PartitionKey {
+    /// The key in `bytes`, if they are UTF-8.
+    pub fn from_utf8(bytes: Bytes) -> Option<PartitionKey> {
+        std::str::from_utf8(&bytes).ok()?;
+        Some(PartitionKey(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl From<String> for PartitionKey {
+    fn from(key: String) -> PartitionKey {
+        PartitionKey(Bytes::from(key.into_bytes()))
+    }
+}
+
+impl PartialEq<str> for PartitionKey {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<String> for PartitionKey {
+    fn eq(&self, other: &String) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<&str> for PartitionKey {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
+impl std::fmt::Debug for PartitionKey {
+    /// As the text it is, like a `String`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&String::from_utf8_lossy(&self.0), f)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1064,7 +1064,7 @@ impl Engine {
         }
     }
 
-    fn hash_for(partition_key: &str, explicit: Option<&str>) -> Result<u128> {
+    fn hash_for(partition_key: &[u8], explicit: Option<&str>) -> Result<u128> {
         match explicit {
             Some(e) => parse_hash_key(e).ok_or_else(|| {
                 Error::InvalidArgument(format!("Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"))
@@ -1180,7 +1180,10 @@ impl Engine {
             if size > max {
                 return Err(record_too_large(size, max));
             }
-            let hash = Self::hash_for(&input.partition_key, input.explicit_hash_key.as_deref())?;
+            let hash = Self::hash_for(
+                input.partition_key.as_bytes(),
+                input.explicit_hash_key.as_deref(),
+            )?;
             if let Some(sfo) = &input.sequence_number_for_ordering {
                 if SeqNum::parse(sfo).is_err() {
                     return Err(Error::InvalidArgument(format!(
@@ -1265,7 +1268,8 @@ impl Engine {
             }
             let mut routed = Vec::with_capacity(input.records.len());
             for r in &input.records {
-                let hash = Self::hash_for(&r.partition_key, r.explicit_hash_key.as_deref())?;
+                let hash =
+                    Self::hash_for(r.partition_key.as_bytes(), r.explicit_hash_key.as_deref())?;
                 let shard = st
                     .route(hash)
                     .ok_or_else(|| not_found(&name, &scope.account))?;
@@ -1294,7 +1298,7 @@ impl Engine {
                 slots.push(Ok((shard.index, shard.created_ms)));
                 entries.push(AppendEntry {
                     queue: shard.queue,
-                    partition_key: Bytes::from(r.partition_key.into_bytes()),
+                    partition_key: r.partition_key.into_bytes(),
                     data: self.seal_for(&st.meta, shard, r.data)?,
                 });
             }

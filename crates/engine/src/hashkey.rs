@@ -3,8 +3,8 @@
 use md5::{Digest, Md5};
 
 /// MD5 of the partition key's UTF-8 bytes as an unsigned big-endian 128-bit integer.
-pub fn partition_hash(partition_key: &str) -> u128 {
-    let digest = Md5::digest(partition_key.as_bytes());
+pub fn partition_hash(partition_key: &[u8]) -> u128 {
+    let digest = Md5::digest(partition_key);
     u128::from_be_bytes(digest.into())
 }
 
@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn md5_is_big_endian() {
         // MD5("") = d41d8cd98f00b204e9800998ecf8427e
-        assert_eq!(partition_hash(""), 0xd41d8cd98f00b204e9800998ecf8427e_u128);
+        assert_eq!(partition_hash(b""), 0xd41d8cd98f00b204e9800998ecf8427e_u128);
         assert_eq!(
             parse_hash_key("340282366920938463463374607431768211455"),
             Some(u128::MAX)

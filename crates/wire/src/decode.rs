@@ -963,7 +963,7 @@ pub(crate) static OPERATIONS: &[Operation] = &[
             };
             records.push(PutRecordsEntry {
                 data: required(entry.blob("Data"))?,
-                partition_key: required(entry.string("PartitionKey"))?,
+                partition_key: required(entry.string("PartitionKey"))?.into(),
                 explicit_hash_key: entry.string("ExplicitHashKey"),
             });
         }

@@ -11,7 +11,9 @@
 use std::ops::Range;
 
 use bytes::Bytes;
-use kinesin_engine::api::{PutRecordInput, PutRecordsEntry, PutRecordsInput, StreamRef};
+use kinesin_engine::api::{
+    PartitionKey, PutRecordInput, PutRecordsEntry, PutRecordsInput, StreamRef,
+};
 
 use crate::decode::{
     decode_base64_strict, decode_base64_strict_append, length_valid, string_valid,
@@ -42,7 +44,7 @@ pub(crate) fn put_records(body: &[u8]) -> Option<Request> {
         .map(|(data, partition_key, explicit_hash_key)| {
             Some(PutRecordsEntry {
                 data: data.resolve(&chunks)?,
-                partition_key,
+                partition_key: PartitionKey::from_utf8(partition_key.resolve(&chunks)?)?,
                 explicit_hash_key,
             })
         })
@@ -68,7 +70,8 @@ pub(crate) fn put_record(body: &[u8]) -> Option<Request> {
         _ => record.member(c, key),
     })?;
     c.end()?;
-    let (data, partition_key) = (record.data?.resolve(&[])?, record.partition_key?);
+    let data = record.data?.resolve(&[])?;
+    let partition_key = String::from_utf8(record.partition_key?.resolve(&[])?.into()).ok()?;
     Some(Request::PutRecord(PutRecordInput {
         stream,
         data,
@@ -78,13 +81,21 @@ pub(crate) fn put_record(body: &[u8]) -> Option<Request> {
     }))
 }
 
-/// Where a decoded Data member is: its own buffer, or a range of one of the arena's chunks.
+/// Where a decoded Data member (or a partition key's bytes) is: its own buffer, or a range of
+/// one of the arena's chunks.
 enum Data {
     Own(Bytes),
     Packed { chunk: usize, range: Range<usize> },
 }
 
 impl Data {
+    fn len(&self) -> usize {
+        match self {
+            Data::Own(bytes) => bytes.len(),
+            Data::Packed { range, .. } => range.len(),
+        }
+    }
+
     fn resolve(self, chunks: &[Bytes]) -> Option<Bytes> {
         match self {
             Data::Own(bytes) => Some(bytes),
@@ -96,15 +107,17 @@ impl Data {
     }
 }
 
-/// A PutRecords body's decoded Data, packed into a few shared buffers rather than one
-/// allocation per record: the allocation and free of each were ~8% of PutRecords' instructions
-/// (callgrind). Chunks are at most [`ARENA_CHUNK`] unless one record needs more, so they stay
-/// below glibc's mmap threshold (1 MiB, `main.rs`) and come from the heap rather than fresh
-/// mappings; and no chunk is larger than what the rest of the body could still decode to.
+/// A PutRecords body's decoded Data and partition keys, packed into a few shared buffers
+/// rather than an allocation each: those allocations and frees were ~8% and ~5% of PutRecords'
+/// instructions (callgrind). Chunks are at most [`ARENA_CHUNK`] unless one record needs more,
+/// so they stay below glibc's mmap threshold (1 MiB, `main.rs`) and come from the heap rather
+/// than fresh mappings; and no chunk is larger than what the rest of the body could still
+/// become.
 struct DataArena {
     full: Vec<Bytes>,
     current: Vec<u8>,
-    /// The most the rest of the body can decode to (base64 is 4 characters per 3 bytes).
+    /// The body's bytes not yet packed: a bound on what the rest can add (base64 decodes to
+    /// less than its text, a key is its text).
     left: usize,
 }
 
@@ -115,13 +128,13 @@ impl DataArena {
         DataArena {
             full: Vec::new(),
             current: Vec::new(),
-            left: body_len.div_ceil(4) * 3,
+            left: body_len,
         }
     }
 
-    /// Decodes a Data member's text into the arena: which chunk, where in it.
-    fn decode(&mut self, text: &[u8]) -> Option<(usize, Range<usize>)> {
-        let most = text.len().div_ceil(4) * 3;
+    /// Makes room for `most` more bytes in the current chunk (starting a new one if needed),
+    /// for a member whose text is `text_len` bytes of the body.
+    fn room(&mut self, most: usize, text_len: usize) {
         if self.current.capacity() - self.current.len() < most {
             if !self.current.is_empty() {
                 self.full
@@ -129,10 +142,31 @@ impl DataArena {
             }
             self.current = Vec::with_capacity(most.max(ARENA_CHUNK.min(self.left)));
         }
+        self.left = self.left.saturating_sub(text_len);
+    }
+
+    /// Decodes a Data member's text into the arena.
+    fn decode(&mut self, text: &[u8]) -> Option<Data> {
+        self.room(text.len().div_ceil(4) * 3, text.len());
         let start = self.current.len();
         decode_base64_strict_append(text, &mut self.current)?;
-        self.left = self.left.saturating_sub(most);
-        Some((self.full.len(), start..self.current.len()))
+        Some(self.packed(start))
+    }
+
+    /// Copies a partition key's bytes into the arena.
+    fn copy(&mut self, key: &[u8]) -> Data {
+        self.room(key.len(), key.len());
+        let start = self.current.len();
+        self.current.extend_from_slice(key);
+        self.packed(start)
+    }
+
+    /// What was added to the current chunk since `start`.
+    fn packed(&self, start: usize) -> Data {
+        Data::Packed {
+            chunk: self.full.len(),
+            range: start..self.current.len(),
+        }
     }
 
     fn finish(mut self) -> Vec<Bytes> {
@@ -145,7 +179,7 @@ impl DataArena {
 #[derive(Default)]
 struct Entry {
     data: Option<Data>,
-    partition_key: Option<String>,
+    partition_key: Option<Data>,
     explicit_hash_key: Option<String>,
 }
 
@@ -156,7 +190,10 @@ impl Entry {
                 self.data = Some(c.data()?);
                 Some(())
             }
-            b"PartitionKey" => c.text_once(&mut self.partition_key, &model::PARTITION_KEY),
+            b"PartitionKey" if self.partition_key.is_none() => {
+                self.partition_key = Some(c.partition_key()?);
+                Some(())
+            }
             b"ExplicitHashKey" => c.text_once(&mut self.explicit_hash_key, &model::HASH_KEY),
             _ => None,
         }
@@ -227,17 +264,23 @@ impl<'a> Cursor<'a> {
     /// control characters, so nothing else needs checking), within Data's length limits.
     fn data(&mut self) -> Option<Data> {
         let text = self.raw_string()?;
-        let (len, data) = match &mut self.arena {
-            Some(arena) => {
-                let (chunk, range) = arena.decode(text)?;
-                (range.len(), Data::Packed { chunk, range })
-            }
-            None => {
-                let bytes = decode_base64_strict(text)?;
-                (bytes.len(), Data::Own(bytes))
-            }
+        let data = match &mut self.arena {
+            Some(arena) => arena.decode(text)?,
+            None => Data::Own(decode_base64_strict(text)?),
         };
-        length_valid(&model::DATA, len).then_some(data)
+        length_valid(&model::DATA, data.len()).then_some(data)
+    }
+
+    /// A PartitionKey member that satisfies its shape, as bytes.
+    fn partition_key(&mut self) -> Option<Data> {
+        let key = self.plain_string()?;
+        if !string_valid(&model::PARTITION_KEY, key) {
+            return None;
+        }
+        Some(match &mut self.arena {
+            Some(arena) => arena.copy(key.as_bytes()),
+            None => Data::Own(Bytes::copy_from_slice(key.as_bytes())),
+        })
     }
 
     /// An object of at least one member; `member` reads each value after its key.
@@ -273,7 +316,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The Records list: 1 to 500 entries, each with Data and PartitionKey.
-    fn records(&mut self) -> Option<Vec<(Data, String, Option<String>)>> {
+    fn records(&mut self) -> Option<Vec<(Data, Data, Option<String>)>> {
         self.expect(b'[')?;
         let mut records = Vec::new();
         loop {
