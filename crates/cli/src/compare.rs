@@ -471,38 +471,42 @@ pub async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The null server's PutRecord rate at 64 connections (synced: acknowledging after fdatasync),
-/// run as its own process like every server measured (in the bench's own process it shares the
+/// What a null server answers to one scenario, in records/s: PutRecord at 64 connections, or
+/// (synced) PutRecords one request at a time, each 500-record body received, written, synced
+/// and answered before the next is sent, which is the least a durable server must do per
+/// request when nothing can overlap. Synced: acknowledging after fdatasync. The server runs as
+/// its own process like every server measured (in the bench's own process it shares the
 /// client's threads and skips the wake-ups between processes, which made it look up to ~1.6
 /// times faster).
-async fn null_server_rate(seconds: u64, synced: bool) -> anyhow::Result<Value> {
+async fn null_server_rate(
+    seconds: u64,
+    synced: bool,
+    scenario: NullScenario,
+) -> anyhow::Result<Value> {
     let name = if synced {
         "synced-null-server"
     } else {
         "null-server"
     };
+    let (phase, key, in_flight) = match scenario {
+        NullScenario::PutRecord64 => ("put-record", "put_record", MAIN_IN_FLIGHT),
+        NullScenario::PutRecordsOneAtATime => ("put-records", "put_records", 1),
+    };
     let (server, _) = start_answering(name, Path::new("")).await?;
     let phases = bench::run_phases(
-        &bench_args(seconds, "put-record", MAIN_IN_FLIGHT, 64),
+        &bench_args(seconds, phase, in_flight, 64),
         server.addr,
         None,
     )
     .await?;
-    Ok(phases["put_record"]["records_per_sec"].clone())
+    Ok(phases[key]["records_per_sec"].clone())
 }
 
-/// PutRecords records/s of the synced do-nothing server with one request in flight: each
-/// 500-record body received, written, synced and answered before the next is sent, which is
-/// the least a durable server must do per request when nothing can overlap.
-async fn synced_null_put_records_one_at_a_time(seconds: u64) -> anyhow::Result<Value> {
-    let (server, _) = start_answering("synced-null-server", Path::new("")).await?;
-    let phases = bench::run_phases(
-        &bench_args(seconds, "put-records", 1, 64),
-        server.addr,
-        None,
-    )
-    .await?;
-    Ok(phases["put_records"]["records_per_sec"].clone())
+/// The scenarios the null servers are measured in.
+#[derive(Clone, Copy)]
+enum NullScenario {
+    PutRecord64,
+    PutRecordsOneAtATime,
 }
 
 /// Synced sequential write bandwidth: 1 MiB writes, each followed by fdatasync.
@@ -764,17 +768,17 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
             args.rounds
         );
         null_rates.push(
-            null_server_rate(args.seconds, false)
+            null_server_rate(args.seconds, false, NullScenario::PutRecord64)
                 .await
                 .unwrap_or(Value::Null),
         );
         synced_null_rates.push(
-            null_server_rate(args.seconds, true)
+            null_server_rate(args.seconds, true, NullScenario::PutRecord64)
                 .await
                 .unwrap_or(Value::Null),
         );
         synced_null_one_at_a_time.push(
-            synced_null_put_records_one_at_a_time(args.seconds)
+            null_server_rate(args.seconds, true, NullScenario::PutRecordsOneAtATime)
                 .await
                 .unwrap_or(Value::Null),
         );
@@ -1027,43 +1031,45 @@ mod tests {
                 .find(|f| f.what.starts_with(what))
                 .unwrap_or_else(|| panic!("no fraction {what}"))
         };
-        let vs_kinesalite_4 = by("PutRecords records/s, 4 in flight");
-        assert_eq!(
-            vs_kinesalite_4.each_round,
-            vec![Some(30.0), Some(30.0), None]
-        );
-        assert_eq!(vs_kinesalite_4.median(), Some(30.0));
-        assert_eq!(
-            by("PutRecords records/s, 1 in flight").each_round,
-            vec![Some(20.0), Some(10.0), None]
-        );
+        // Round 3's Kinesin failed, so it has no ratio of Kinesin's; a failed probe leaves its
+        // round out too rather than dividing by nothing.
+        let expected: [(&str, [Option<f64>; 3]); 8] = [
+            (
+                "PutRecords records/s, 4 in flight",
+                [Some(30.0), Some(30.0), None],
+            ),
+            (
+                "PutRecords records/s, 1 in flight: Kinesin ÷ kinesalite",
+                [Some(20.0), Some(10.0), None],
+            ),
+            (
+                "PutRecords MB/s (4 in flight) ÷ the disk",
+                [Some(0.5), Some(0.3), None],
+            ),
+            (
+                "PutRecord acks/s at 64 connections ÷ the do-nothing",
+                [Some(0.6), Some(0.6), None],
+            ),
+            (
+                "PutRecords records/s, 1 in flight: the synced do-nothing server ÷",
+                [Some(40.0), Some(40.0), None],
+            ),
+            (
+                "PutRecords records/s, 1 in flight: Kinesin ÷ the synced",
+                [Some(0.5), Some(0.25), None],
+            ),
+            (
+                "PutRecord acks/s at 64 connections ÷ the synced",
+                [Some(1.0), None, None],
+            ),
+            ("synced do-nothing server", [Some(0.6), None, Some(0.5)]),
+        ];
+        for (what, rounds) in expected {
+            assert_eq!(by(what).each_round, rounds, "{what}");
+        }
+        assert_eq!(by("PutRecords records/s, 4 in flight").median(), Some(30.0));
         // Two rounds: the lower middle one.
         assert_eq!(by("PutRecords records/s, 1 in flight").median(), Some(10.0));
-        assert_eq!(
-            by("PutRecords MB/s (4 in flight) ÷ the disk").each_round,
-            vec![Some(0.5), Some(0.3), None]
-        );
-        assert_eq!(
-            by("PutRecord acks/s at 64 connections ÷ the do-nothing").each_round,
-            vec![Some(0.6), Some(0.6), None]
-        );
-        assert_eq!(
-            by("PutRecords records/s, 1 in flight: the synced do-nothing server ÷").each_round,
-            vec![Some(40.0), Some(40.0), None]
-        );
-        assert_eq!(
-            by("PutRecords records/s, 1 in flight: Kinesin ÷ the synced").each_round,
-            vec![Some(0.5), Some(0.25), None]
-        );
-        // A failed probe leaves its round out rather than dividing by nothing.
-        assert_eq!(
-            by("PutRecord acks/s at 64 connections ÷ the synced").each_round,
-            vec![Some(1.0), None, None]
-        );
-        assert_eq!(
-            by("synced do-nothing server").each_round,
-            vec![Some(0.6), None, Some(0.5)]
-        );
         let table = fractions_table(&f, 3);
         assert!(table.contains("| PutRecords records/s, 4 in flight: Kinesin ÷ kinesalite | 30.00× | 30.00× | — | 30.00× |"), "{table}");
     }

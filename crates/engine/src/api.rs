@@ -192,7 +192,7 @@ pub struct RetentionInput {
 pub struct PutRecordInput {
     pub stream: StreamRef,
     pub data: Bytes,
-    pub partition_key: String,
+    pub partition_key: PartitionKey,
     /// Already checked against the `HashKey` pattern; range-checked by the engine.
     pub explicit_hash_key: Option<String>,
     pub sequence_number_for_ordering: Option<String>,
@@ -205,7 +205,7 @@ pub struct PutRecordsEntry {
     pub explicit_hash_key: Option<String>,
 }
 
-/// A PutRecords entry's partition key: UTF-8 text held as shared bytes, so that the keys of a
+/// A record's partition key: UTF-8 text held as shared bytes, so that the keys of a PutRecords
 /// body can sit in the same few buffers as its records' data instead of one allocation each
 /// (the log stores them as bytes anyway).
 #[derive(Clone, PartialEq, Eq)]

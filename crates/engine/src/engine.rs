@@ -1214,7 +1214,7 @@ impl Engine {
             }
             let entry = AppendEntry {
                 queue: shard.queue,
-                partition_key: Bytes::from(input.partition_key.into_bytes()),
+                partition_key: input.partition_key.into_bytes(),
                 data: self.seal_for(&st.meta, shard, input.data)?,
             };
             (

@@ -229,13 +229,12 @@ fn decode_base64(s: &str) -> Result<Bytes, WireError> {
 /// whatever it accepts — canonical padding, zero trailing bits — passes all of coral's checks.
 /// `None` for anything else, including backslashes and control characters.
 pub(crate) fn decode_base64_strict(text: &[u8]) -> Option<Bytes> {
-    base64_simd::STANDARD
-        .decode_to_vec(text)
-        .ok()
-        .map(Bytes::from)
+    let mut out = Vec::new();
+    decode_base64_strict_append(text, &mut out)?;
+    Some(Bytes::from(out))
 }
 
-/// [`decode_base64_strict`], appending to `out` (which is left as it was on invalid input).
+/// [`decode_base64_strict`], appending to `out` (whose length is unchanged on invalid input).
 pub(crate) fn decode_base64_strict_append(text: &[u8], out: &mut Vec<u8>) -> Option<()> {
     base64_simd::STANDARD.decode_append(text, out).ok()
 }
@@ -948,7 +947,7 @@ pub(crate) static OPERATIONS: &[Operation] = &[
     op!("PutRecord", model::PUT_RECORD, |mut f| {
         Ok(Request::PutRecord(PutRecordInput {
             data: required(f.blob("Data"))?,
-            partition_key: required(f.string("PartitionKey"))?,
+            partition_key: required(f.string("PartitionKey"))?.into(),
             explicit_hash_key: f.string("ExplicitHashKey"),
             sequence_number_for_ordering: f.string("SequenceNumberForOrdering"),
             stream: f.stream(),

@@ -26,7 +26,7 @@ pub(crate) fn put_records(body: &[u8]) -> Option<Request> {
     let mut c = Cursor {
         body,
         at: 0,
-        arena: Some(DataArena::new(body.len())),
+        arena: Some(Arena::new(body.len())),
     };
     let mut records = None;
     let mut stream = StreamRef::default();
@@ -38,7 +38,7 @@ pub(crate) fn put_records(body: &[u8]) -> Option<Request> {
         _ => c.stream_member(key, &mut stream),
     })?;
     c.end()?;
-    let chunks = c.arena.take().map(DataArena::finish).unwrap_or_default();
+    let chunks = c.arena.take().map(Arena::finish).unwrap_or_default();
     let records = records?
         .into_iter()
         .map(|(data, partition_key, explicit_hash_key)| {
@@ -71,7 +71,7 @@ pub(crate) fn put_record(body: &[u8]) -> Option<Request> {
     })?;
     c.end()?;
     let data = record.data?.resolve(&[])?;
-    let partition_key = String::from_utf8(record.partition_key?.resolve(&[])?.into()).ok()?;
+    let partition_key = PartitionKey::from_utf8(record.partition_key?.resolve(&[])?)?;
     Some(Request::PutRecord(PutRecordInput {
         stream,
         data,
@@ -81,25 +81,25 @@ pub(crate) fn put_record(body: &[u8]) -> Option<Request> {
     }))
 }
 
-/// Where a decoded Data member (or a partition key's bytes) is: its own buffer, or a range of
-/// one of the arena's chunks.
-enum Data {
+/// Where a member's bytes (decoded Data, or a partition key) are: their own buffer, or a range
+/// of one of the arena's chunks.
+enum Slice {
     Own(Bytes),
     Packed { chunk: usize, range: Range<usize> },
 }
 
-impl Data {
+impl Slice {
     fn len(&self) -> usize {
         match self {
-            Data::Own(bytes) => bytes.len(),
-            Data::Packed { range, .. } => range.len(),
+            Slice::Own(bytes) => bytes.len(),
+            Slice::Packed { range, .. } => range.len(),
         }
     }
 
     fn resolve(self, chunks: &[Bytes]) -> Option<Bytes> {
         match self {
-            Data::Own(bytes) => Some(bytes),
-            Data::Packed { chunk, range } => {
+            Slice::Own(bytes) => Some(bytes),
+            Slice::Packed { chunk, range } => {
                 let chunk = chunks.get(chunk)?;
                 (range.end <= chunk.len()).then(|| chunk.slice(range))
             }
@@ -113,7 +113,7 @@ impl Data {
 /// so they stay below glibc's mmap threshold (1 MiB, `main.rs`) and come from the heap rather
 /// than fresh mappings; and no chunk is larger than what the rest of the body could still
 /// become.
-struct DataArena {
+struct Arena {
     full: Vec<Bytes>,
     current: Vec<u8>,
     /// The body's bytes not yet packed: a bound on what the rest can add (base64 decodes to
@@ -123,9 +123,9 @@ struct DataArena {
 
 const ARENA_CHUNK: usize = 512 << 10;
 
-impl DataArena {
-    fn new(body_len: usize) -> DataArena {
-        DataArena {
+impl Arena {
+    fn new(body_len: usize) -> Arena {
+        Arena {
             full: Vec::new(),
             current: Vec::new(),
             left: body_len,
@@ -146,7 +146,7 @@ impl DataArena {
     }
 
     /// Decodes a Data member's text into the arena.
-    fn decode(&mut self, text: &[u8]) -> Option<Data> {
+    fn decode(&mut self, text: &[u8]) -> Option<Slice> {
         self.room(text.len().div_ceil(4) * 3, text.len());
         let start = self.current.len();
         decode_base64_strict_append(text, &mut self.current)?;
@@ -154,7 +154,7 @@ impl DataArena {
     }
 
     /// Copies a partition key's bytes into the arena.
-    fn copy(&mut self, key: &[u8]) -> Data {
+    fn copy(&mut self, key: &[u8]) -> Slice {
         self.room(key.len(), key.len());
         let start = self.current.len();
         self.current.extend_from_slice(key);
@@ -162,8 +162,8 @@ impl DataArena {
     }
 
     /// What was added to the current chunk since `start`.
-    fn packed(&self, start: usize) -> Data {
-        Data::Packed {
+    fn packed(&self, start: usize) -> Slice {
+        Slice::Packed {
             chunk: self.full.len(),
             range: start..self.current.len(),
         }
@@ -178,8 +178,8 @@ impl DataArena {
 /// The members a PutRecords entry and a PutRecord share.
 #[derive(Default)]
 struct Entry {
-    data: Option<Data>,
-    partition_key: Option<Data>,
+    data: Option<Slice>,
+    partition_key: Option<Slice>,
     explicit_hash_key: Option<String>,
 }
 
@@ -204,7 +204,7 @@ struct Cursor<'a> {
     body: &'a [u8],
     at: usize,
     /// Where Data members go: packed into an arena (PutRecords), or each its own buffer.
-    arena: Option<DataArena>,
+    arena: Option<Arena>,
 }
 
 impl<'a> Cursor<'a> {
@@ -262,24 +262,24 @@ impl<'a> Cursor<'a> {
 
     /// A Data member: a string the strict base64 decoder accepts (it rejects backslashes and
     /// control characters, so nothing else needs checking), within Data's length limits.
-    fn data(&mut self) -> Option<Data> {
+    fn data(&mut self) -> Option<Slice> {
         let text = self.raw_string()?;
         let data = match &mut self.arena {
             Some(arena) => arena.decode(text)?,
-            None => Data::Own(decode_base64_strict(text)?),
+            None => Slice::Own(decode_base64_strict(text)?),
         };
         length_valid(&model::DATA, data.len()).then_some(data)
     }
 
     /// A PartitionKey member that satisfies its shape, as bytes.
-    fn partition_key(&mut self) -> Option<Data> {
+    fn partition_key(&mut self) -> Option<Slice> {
         let key = self.plain_string()?;
         if !string_valid(&model::PARTITION_KEY, key) {
             return None;
         }
         Some(match &mut self.arena {
             Some(arena) => arena.copy(key.as_bytes()),
-            None => Data::Own(Bytes::copy_from_slice(key.as_bytes())),
+            None => Slice::Own(Bytes::copy_from_slice(key.as_bytes())),
         })
     }
 
@@ -316,7 +316,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The Records list: 1 to 500 entries, each with Data and PartitionKey.
-    fn records(&mut self) -> Option<Vec<(Data, Data, Option<String>)>> {
+    fn records(&mut self) -> Option<Vec<(Slice, Slice, Option<String>)>> {
         self.expect(b'[')?;
         let mut records = Vec::new();
         loop {
