@@ -7,11 +7,13 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
+use kinesin_log::{FsStorage, Storage, StorageFile};
 use serde_json::{json, Value};
 
 use crate::bench::{self, BenchArgs};
@@ -188,11 +190,14 @@ fn start(name: &str, peers: &Path) -> anyhow::Result<Running> {
             c
         }
         // The ceilings (see `null_server_rate`).
-        "null-server" | "synced-null-server" => {
+        "null-server" | "synced-null-server" | "retaining-synced-null-server" => {
             let mut c = Command::new(std::env::current_exe()?);
             c.args(["bench", "null-server", "--listen", &addr.to_string()]);
-            if name == "synced-null-server" {
+            if name != "null-server" {
                 c.arg("--fsync-dir").arg(std::env::temp_dir());
+            }
+            if name == "retaining-synced-null-server" {
+                c.arg("--retain");
             }
             c
         }
@@ -353,6 +358,11 @@ pub struct NullServerArgs {
     /// after fdatasync.
     #[arg(long)]
     pub fsync_dir: Option<PathBuf>,
+    /// With --fsync-dir: keep every body, as a store that retains records must. Bodies go to
+    /// fresh preallocated files of 64 MiB, one after another, never over earlier ones, so each
+    /// write lands in new file blocks and new page-cache pages.
+    #[arg(long, requires = "fsync_dir")]
+    pub retain: bool,
 }
 
 /// A body to make durable, and who to tell.
@@ -361,11 +371,61 @@ type SyncRequest = (Bytes, tokio::sync::oneshot::Sender<()>);
 /// Size of the synced null server's file (written over and over, like a recycled segment).
 const SYNCED_FILE_BYTES: u64 = 64 << 20;
 
+/// Where the synced null server writes: over one already-written file again and again (the
+/// least a sync can cost), or, retaining, into fresh preallocated files one after another.
+struct SyncedFile {
+    file: Arc<dyn StorageFile>,
+    offset: u64,
+    /// Retaining: the directory new files are made in.
+    retain_in: Option<PathBuf>,
+}
+
+impl SyncedFile {
+    /// A file in `dir`, unlinked at once (its blocks are freed when the server exits).
+    fn create(dir: &Path, retain: bool) -> std::io::Result<SyncedFile> {
+        let path = dir.join(format!(
+            "kinesin-null-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let file = FsStorage.create(&path)?;
+        file.allocate(SYNCED_FILE_BYTES)?;
+        if !retain {
+            // Written once and synced, so later syncs pay for data only (no extent changes).
+            let chunk = vec![0u8; 1 << 20];
+            for i in 0..SYNCED_FILE_BYTES >> 20 {
+                file.write_all_at(&chunk, i << 20)?;
+            }
+        }
+        file.sync_data()?;
+        FsStorage.sync_dir(dir)?;
+        let _ = FsStorage.remove(&path);
+        Ok(SyncedFile {
+            file,
+            offset: 0,
+            retain_in: retain.then(|| dir.to_path_buf()),
+        })
+    }
+
+    /// Writes `buf` after what was written before (starting over, or in a new file when
+    /// retaining, once the file is full), then fdatasync.
+    fn append_synced(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.offset + buf.len() as u64 > SYNCED_FILE_BYTES {
+            match &self.retain_in {
+                Some(dir) => *self = SyncedFile::create(&dir.clone(), true)?,
+                None => self.offset = 0,
+            }
+        }
+        self.file.write_all_at(buf, self.offset)?;
+        self.file.sync_data()?;
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+}
+
 /// The synced null server's group commit: take everything waiting, one write, one fdatasync,
 /// answer all.
-fn group_commit(file: std::fs::File, mut queue: tokio::sync::mpsc::Receiver<SyncRequest>) {
-    use std::os::unix::fs::FileExt;
-    let mut offset = 0u64;
+fn group_commit(mut file: SyncedFile, mut queue: tokio::sync::mpsc::Receiver<SyncRequest>) {
     let mut buf = Vec::new();
     let mut batch = Vec::new();
     while let Some(first) = queue.blocking_recv() {
@@ -377,13 +437,7 @@ fn group_commit(file: std::fs::File, mut queue: tokio::sync::mpsc::Receiver<Sync
         for (body, _) in &batch {
             buf.extend_from_slice(body);
         }
-        if offset + buf.len() as u64 > SYNCED_FILE_BYTES {
-            offset = 0;
-        }
-        let written = file
-            .write_all_at(&buf, offset)
-            .and_then(|()| file.sync_data());
-        offset += buf.len() as u64;
+        let written = file.append_synced(&buf);
         for (_, reply) in batch.drain(..) {
             // Unacknowledged on failure: the client sees the connection's request fail.
             if written.is_ok() {
@@ -396,20 +450,7 @@ fn group_commit(file: std::fs::File, mut queue: tokio::sync::mpsc::Receiver<Sync
 pub async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
     let durable = match &args.fsync_dir {
         Some(dir) => {
-            let path = dir.join(format!("kinesin-null-{}", std::process::id()));
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)?;
-            // Written once and synced, so later syncs pay for data only (no extent changes).
-            let chunk = vec![0u8; 1 << 20];
-            for i in 0..SYNCED_FILE_BYTES >> 20 {
-                std::os::unix::fs::FileExt::write_all_at(&file, &chunk, i << 20)?;
-            }
-            file.sync_all()?;
-            let _ = std::fs::remove_file(&path);
+            let file = SyncedFile::create(dir, args.retain)?;
             let (tx, rx) = tokio::sync::mpsc::channel::<SyncRequest>(4096);
             std::thread::spawn(move || group_commit(file, rx));
             Some(tx)
@@ -480,13 +521,13 @@ pub async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
 /// times faster).
 async fn null_server_rate(
     seconds: u64,
-    synced: bool,
+    server: NullServer,
     scenario: NullScenario,
 ) -> anyhow::Result<Value> {
-    let name = if synced {
-        "synced-null-server"
-    } else {
-        "null-server"
+    let name = match server {
+        NullServer::Plain => "null-server",
+        NullServer::Synced => "synced-null-server",
+        NullServer::Retaining => "retaining-synced-null-server",
     };
     let (phase, key, in_flight) = match scenario {
         NullScenario::PutRecord64 => ("put-record", "put_record", MAIN_IN_FLIGHT),
@@ -500,6 +541,16 @@ async fn null_server_rate(
     )
     .await?;
     Ok(phases[key]["records_per_sec"].clone())
+}
+
+/// The do-nothing servers: answering only; acknowledging after a group-committed fdatasync
+/// into one already-written file; and the same, keeping every body (`--retain`), as a store that
+/// retains records must: new file blocks and new page-cache pages for every byte.
+#[derive(Clone, Copy)]
+enum NullServer {
+    Plain,
+    Synced,
+    Retaining,
 }
 
 /// The scenarios the null servers are measured in.
@@ -598,6 +649,8 @@ struct Ceilings<'a> {
     synced_null: &'a [Value],
     /// The synced do-nothing server's PutRecords records/s with one request in flight.
     synced_null_put_records_1: &'a [Value],
+    /// The same for the retaining synced do-nothing server.
+    retaining_null_put_records_1: &'a [Value],
     disk: &'a [Value],
     page_cache: &'a [Value],
 }
@@ -675,8 +728,21 @@ fn fractions(
         ));
         out.push(fraction(
             "PutRecords records/s, 1 in flight: Kinesin ÷ the synced do-nothing server".into(),
-            (kinesin, one),
+            (kinesin, one.clone()),
             (ceiling, probe()),
+        ));
+        let retaining = ceilings.retaining_null_put_records_1;
+        out.push(fraction(
+            "PutRecords records/s, 1 in flight: the retaining synced do-nothing server ÷ kinesalite"
+                .into(),
+            (retaining, probe()),
+            (kinesalite, one.clone()),
+        ));
+        out.push(fraction(
+            "PutRecords records/s, 1 in flight: Kinesin ÷ the retaining synced do-nothing server"
+                .into(),
+            (kinesin, one),
+            (retaining, probe()),
         ));
     }
     let put_records_mb = scenario("put_records", "mb_per_sec");
@@ -756,6 +822,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
     let mut null_rates = Vec::new();
     let mut synced_null_rates = Vec::new();
     let mut synced_null_one_at_a_time = Vec::new();
+    let mut retaining_null_one_at_a_time = Vec::new();
     let mut disks = Vec::new();
     let mut page_cache = Vec::new();
     let mut probe_files = ProbeFiles::default();
@@ -768,19 +835,32 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
             args.rounds
         );
         null_rates.push(
-            null_server_rate(args.seconds, false, NullScenario::PutRecord64)
+            null_server_rate(args.seconds, NullServer::Plain, NullScenario::PutRecord64)
                 .await
                 .unwrap_or(Value::Null),
         );
         synced_null_rates.push(
-            null_server_rate(args.seconds, true, NullScenario::PutRecord64)
+            null_server_rate(args.seconds, NullServer::Synced, NullScenario::PutRecord64)
                 .await
                 .unwrap_or(Value::Null),
         );
         synced_null_one_at_a_time.push(
-            null_server_rate(args.seconds, true, NullScenario::PutRecordsOneAtATime)
-                .await
-                .unwrap_or(Value::Null),
+            null_server_rate(
+                args.seconds,
+                NullServer::Synced,
+                NullScenario::PutRecordsOneAtATime,
+            )
+            .await
+            .unwrap_or(Value::Null),
+        );
+        retaining_null_one_at_a_time.push(
+            null_server_rate(
+                args.seconds,
+                NullServer::Retaining,
+                NullScenario::PutRecordsOneAtATime,
+            )
+            .await
+            .unwrap_or(Value::Null),
         );
         disks.push(disk_probe(&std::env::temp_dir()).map_or(Value::Null, Value::from));
         page_cache.push(
@@ -807,6 +887,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         null: &null_rates,
         synced_null: &synced_null_rates,
         synced_null_put_records_1: &synced_null_one_at_a_time,
+        retaining_null_put_records_1: &retaining_null_one_at_a_time,
         disk: &disks,
         page_cache: &page_cache,
     };
@@ -846,12 +927,14 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
             "null_server_requests_per_sec_64_conns": null_rate,
             "synced_null_server_acks_per_sec_64_conns": synced_null_rate,
             "synced_null_server_put_records_1_in_flight_records_per_sec": median(&synced_null_one_at_a_time),
+            "retaining_synced_null_server_put_records_1_in_flight_records_per_sec": median(&retaining_null_one_at_a_time),
             "disk_synced_write_mb_per_sec": disk,
             "page_cache_growth_mb_per_sec": page_cache_rate,
             "each_round": {
                 "null_server_requests_per_sec_64_conns": null_rates,
                 "synced_null_server_acks_per_sec_64_conns": synced_null_rates,
                 "synced_null_server_put_records_1_in_flight_records_per_sec": synced_null_one_at_a_time,
+                "retaining_synced_null_server_put_records_1_in_flight_records_per_sec": retaining_null_one_at_a_time,
                 "disk_synced_write_mb_per_sec": disks,
                 "page_cache_growth_mb_per_sec": page_cache,
             },
@@ -953,11 +1036,12 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
         md.push('\n');
     }
     md.push_str(&format!(
-        "\nEvery figure is the median of {} round(s); each round measures the ceilings first, then the implementations in turn. Ceilings (medians): a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections, and {} PutRecord acks/s when it acknowledged each body only after a group-committed fdatasync (PutRecords one request at a time: {} records/s); the disk wrote {} MB/s with an fdatasync per MiB; 1 GiB written into new page-cache pages (no sync) went at {} MB/s.\n",
+        "\nEvery figure is the median of {} round(s); each round measures the ceilings first, then the implementations in turn. Ceilings (medians): a do-nothing HTTP server (its own process, reading every body) answered {} requests/s at 64 connections, and {} PutRecord acks/s when it acknowledged each body only after a group-committed fdatasync (PutRecords one request at a time: {} records/s, and {} records/s when it kept every body in new preallocated files, as a store that retains records must); the disk wrote {} MB/s with an fdatasync per MiB; 1 GiB written into new page-cache pages (no sync) went at {} MB/s.\n",
         args.rounds,
         report["ceilings"]["null_server_requests_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         report["ceilings"]["synced_null_server_acks_per_sec_64_conns"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         report["ceilings"]["synced_null_server_put_records_1_in_flight_records_per_sec"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
+        report["ceilings"]["retaining_synced_null_server_put_records_1_in_flight_records_per_sec"].as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         disk.as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
         page_cache_rate.as_f64().map(|x| format!("{x:.0}")).unwrap_or_else(|| "—".into()),
     ));
@@ -1022,6 +1106,7 @@ mod tests {
             null: &[json!(100.0), json!(50.0), json!(80.0)],
             synced_null: &[json!(60.0), Value::Null, json!(40.0)],
             synced_null_put_records_1: &[json!(400.0), json!(400.0), Value::Null],
+            retaining_null_put_records_1: &[json!(250.0), Value::Null, json!(300.0)],
             disk: &[json!(800.0), json!(1000.0), json!(900.0)],
             page_cache: &[json!(400.0), json!(300.0), json!(350.0)],
         };
@@ -1033,7 +1118,7 @@ mod tests {
         };
         // Round 3's Kinesin failed, so it has no ratio of Kinesin's; a failed probe leaves its
         // round out too rather than dividing by nothing.
-        let expected: [(&str, [Option<f64>; 3]); 8] = [
+        let expected: [(&str, [Option<f64>; 3]); 10] = [
             (
                 "PutRecords records/s, 4 in flight",
                 [Some(30.0), Some(30.0), None],
@@ -1057,6 +1142,14 @@ mod tests {
             (
                 "PutRecords records/s, 1 in flight: Kinesin ÷ the synced",
                 [Some(0.5), Some(0.25), None],
+            ),
+            (
+                "PutRecords records/s, 1 in flight: the retaining synced do-nothing server ÷",
+                [Some(25.0), None, Some(30.0)],
+            ),
+            (
+                "PutRecords records/s, 1 in flight: Kinesin ÷ the retaining",
+                [Some(0.8), None, None],
             ),
             (
                 "PutRecord acks/s at 64 connections ÷ the synced",
