@@ -92,6 +92,8 @@ struct Shared {
     default_scope: Scope,
     /// Reused buffers for GetRecords bodies (see `kinesin_log::BufferPool`).
     response_buffers: Arc<kinesin_engine::BufferPool>,
+    /// GetRecords calls being served at once (see [`get_records`]).
+    readers: Arc<Semaphore>,
 }
 
 /// Granularity of the body budget.
@@ -126,6 +128,7 @@ pub async fn serve(
             region: cfg.region.as_str().into(),
         },
         response_buffers: Arc::default(),
+        readers: Arc::new(Semaphore::new(concurrent_readers())),
         cfg,
     });
     let slots = Arc::new(Semaphore::new(shared.cfg.max_connections));
@@ -504,18 +507,65 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
     if let kinesin_wire::Request::SubscribeToShard(input) = request {
         return subscribe(shared, &scope, protocol, input).await;
     }
+    if let kinesin_wire::Request::GetRecords(input) = request {
+        return get_records(shared, scope, protocol, input).await;
+    }
     match dispatch::dispatch(&shared.engine, &scope, request).await {
-        Ok(response) => {
-            let body = if matches!(response, kinesin_wire::Response::GetRecords(_)) {
-                let buf = shared.response_buffers.take_empty();
-                let buf = kinesin_wire::encode_response_into(protocol, &response, buf);
-                shared.response_buffers.share(buf)
-            } else {
-                Bytes::from(kinesin_wire::encode_response(protocol, &response))
-            };
-            raw(StatusCode::OK, protocol.content_type(), body)
-        }
+        Ok(response) => raw(
+            StatusCode::OK,
+            protocol.content_type(),
+            Bytes::from(kinesin_wire::encode_response(protocol, &response)),
+        ),
         Err(e) => engine_error(protocol, &e),
+    }
+}
+
+/// GetRecords calls served at once: one per CPU, so reads use every core while the replies
+/// being built (up to 10 MiB of records each, plus their encoding) stay bounded.
+fn concurrent_readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+/// GetRecords runs on the blocking pool: a reply of up to 10 MiB is reads (from the disk, for
+/// older data), decryption and base64 for several milliseconds, which on an async worker would
+/// stall every connection that worker serves; and with fewer workers than CPUs (see
+/// `kinesin serve --worker-threads`) the reads still use every core.
+async fn get_records(
+    shared: &Shared,
+    scope: Scope,
+    protocol: Protocol,
+    input: kinesin_engine::api::GetRecordsInput,
+) -> Response<Body> {
+    let Ok(permit) = shared.readers.clone().acquire_owned().await else {
+        return engine_error(
+            protocol,
+            &kinesin_engine::Error::InternalFailure("The server is stopping.".into()),
+        );
+    };
+    let engine = shared.engine.clone();
+    let buffers = shared.response_buffers.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        engine.get_records(&scope, input).map(|output| {
+            let response = kinesin_wire::Response::GetRecords(output);
+            buffers.share(kinesin_wire::encode_response_into(
+                protocol,
+                &response,
+                buffers.take_empty(),
+            ))
+        })
+    })
+    .await;
+    match read {
+        Ok(Ok(body)) => raw(StatusCode::OK, protocol.content_type(), body),
+        Ok(Err(e)) => engine_error(protocol, &e),
+        Err(panicked) => {
+            tracing::error!("GetRecords failed: {panicked}");
+            engine_error(
+                protocol,
+                &kinesin_engine::Error::InternalFailure("Internal service failure.".into()),
+            )
+        }
     }
 }
 
