@@ -268,3 +268,65 @@ fn subscribe_pushes_existing_and_new_records_then_shard_end() {
         assert!(end.is_none());
     });
 }
+
+#[test]
+fn a_subscriber_behind_the_tip_catches_up_over_several_reads_in_order() {
+    // Reads behind the tip go to the blocking pool, 2 MiB at a time; 5 MiB of records written
+    // before subscribing take at least three of them, and records written meanwhile follow.
+    let server = Server::start(&["--no-throttle"]);
+    let client = server.client();
+    rt().block_on(async {
+        let (_arn, consumer_arn) = setup(&client, "s").await;
+        let payload = |i: usize| vec![i as u8; 512 << 10];
+        let mut written = Vec::new();
+        for i in 0..10 {
+            let o = client
+                .put_record()
+                .stream_name("s")
+                .partition_key("k")
+                .data(Blob::new(payload(i)))
+                .send()
+                .await
+                .expect("put");
+            written.push(o.sequence_number().to_string());
+        }
+        let mut out = client
+            .subscribe_to_shard()
+            .consumer_arn(&consumer_arn)
+            .shard_id("shardId-000000000000")
+            .starting_position(
+                StartingPosition::builder()
+                    .r#type(ShardIteratorType::TrimHorizon)
+                    .build()
+                    .expect("position"),
+            )
+            .send()
+            .await
+            .expect("subscribe");
+        written.extend(put(&client, "s", 3, "late").await);
+        let mut got = Vec::new();
+        let mut events_with_records = 0;
+        while got.len() < written.len() {
+            let ev = tokio::time::timeout(Duration::from_secs(10), out.event_stream.recv())
+                .await
+                .expect("an event in time")
+                .expect("no stream error")
+                .expect("stream still open");
+            if let SubscribeToShardEventStream::SubscribeToShardEvent(e) = ev {
+                if !e.records().is_empty() {
+                    events_with_records += 1;
+                }
+                for r in e.records() {
+                    let i = got.len();
+                    if i < 10 {
+                        assert_eq!(r.data().as_ref(), &payload(i)[..], "record {i}");
+                    }
+                    got.push(r.sequence_number().to_string());
+                }
+            }
+        }
+        assert_eq!(got, written);
+        // 2 MiB per event at most.
+        assert!(events_with_records >= 3, "{events_with_records} events");
+    });
+}

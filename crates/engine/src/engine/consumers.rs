@@ -473,6 +473,7 @@ impl Engine {
             last_event: Instant::now(),
             done: false,
             pace,
+            catching_up: true,
         })
     }
 }
@@ -529,9 +530,30 @@ pub struct Subscription {
     last_event: Instant,
     done: bool,
     pace: Option<Pace>,
+    /// Whether the last read left records behind it: then the next is a full batch that may
+    /// come from the disk (see `read_batch`).
+    catching_up: bool,
 }
 
 impl Subscription {
+    /// The next batch from the shard's position. A subscriber behind the tip reads full
+    /// batches (2 MiB), from the disk once they are older than the page cache holds: those
+    /// reads run on the blocking pool, so that an async worker (the server runs one per CPU
+    /// less) never waits on the disk. At the tip a read is small and from memory, and stays
+    /// here rather than pay a hand-off per pushed event.
+    async fn read_batch(&mut self) -> Result<kinesin_log::ReadBatch> {
+        let log = self.engine.inner.log.clone();
+        let (queue, from) = (self.shard.queue, self.position);
+        let read = move || log.read(queue, from, EVENT_MAX_RECORDS, EVENT_MAX_BYTES);
+        if !self.catching_up {
+            return read().map_err(log_error);
+        }
+        match tokio::task::spawn_blocking(read).await {
+            Ok(batch) => batch.map_err(log_error),
+            Err(_) => Err(Error::InternalFailure("Internal service failure.".into())),
+        }
+    }
+
     /// Why this subscription must stop now, if it must.
     fn superseded(&self) -> Option<Error> {
         let current = self
@@ -606,20 +628,17 @@ impl Subscription {
                 (shard, aad, children)
             };
             self.shard = shard;
-            let log = &self.engine.inner.log;
-            let batch = match log.read(
-                self.shard.queue,
-                self.position,
-                EVENT_MAX_RECORDS,
-                EVENT_MAX_BYTES,
-            ) {
+            let batch = match self.read_batch().await {
                 Ok(b) => b,
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(log_error(e)));
+                    return Some(Err(e));
                 }
             };
+            let log = &self.engine.inner.log;
             self.position = batch.next;
+            // At the tip unless this batch shows otherwise (below).
+            self.catching_up = false;
             if !batch.records.is_empty() {
                 let bytes: usize = batch
                     .records
@@ -633,6 +652,7 @@ impl Subscription {
                     .bounds(self.shard.queue)
                     .map(|b| b.next)
                     .unwrap_or(batch.next);
+                self.catching_up = batch.next < tip;
                 let behind = if batch.next >= tip {
                     0
                 } else {
