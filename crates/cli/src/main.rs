@@ -112,7 +112,7 @@ struct ServeArgs {
     listen: SocketAddr,
     /// Threads that serve requests. Default: one fewer than the CPUs, at least one, since the
     /// log's writer and segment preparer run on threads of their own (on 2 CPUs one worker
-    /// served PutRecords 6-26% faster than two; docs/performance.md).
+    /// served PutRecords 3-26% faster than two; docs/performance.md).
     #[arg(long, env = "KINESIN_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     worker_threads: Option<u16>,
     /// Where streams and records are kept.
@@ -335,7 +335,8 @@ fn bound_allocator_retention() {}
 /// decoded and answered on these; the log's writer (encoding frames, writing, syncing) and its
 /// segment preparer (faulting in the next segment's pages) are threads of their own, busy in
 /// proportion to the load. On 2 CPUs a second worker only added cross-CPU hand-offs and work
-/// stealing: one served PutRecords 6-26% faster, PutRecord at 64 connections the same.
+/// stealing: one served PutRecords 3-26% faster, and PutRecord at 64 connections within the
+/// noise.
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }

@@ -520,8 +520,8 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
     }
 }
 
-/// GetRecords calls served at once: one per CPU, so reads use every core while the replies
-/// being built (up to 10 MiB of records each, plus their encoding) stay bounded.
+/// GetRecords calls served at once: one per CPU (at least two), so reads use every core while
+/// the replies being built (up to 10 MiB of records each, plus their encoding) stay bounded.
 fn concurrent_readers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
