@@ -836,34 +836,34 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<()> {
             "round {round}/{}: measuring the machine's ceilings",
             args.rounds
         );
-        null_rates.push(
-            null_server_rate(args.seconds, NullServer::Plain, NullScenario::PutRecord64)
-                .await
-                .unwrap_or(Value::Null),
-        );
-        synced_null_rates.push(
-            null_server_rate(args.seconds, NullServer::Synced, NullScenario::PutRecord64)
-                .await
-                .unwrap_or(Value::Null),
-        );
-        synced_null_one_at_a_time.push(
-            null_server_rate(
-                args.seconds,
+        for (rates, server, scenario) in [
+            (
+                &mut null_rates,
+                NullServer::Plain,
+                NullScenario::PutRecord64,
+            ),
+            (
+                &mut synced_null_rates,
+                NullServer::Synced,
+                NullScenario::PutRecord64,
+            ),
+            (
+                &mut synced_null_one_at_a_time,
                 NullServer::Synced,
                 NullScenario::PutRecordsOneAtATime,
-            )
-            .await
-            .unwrap_or(Value::Null),
-        );
-        retaining_null_one_at_a_time.push(
-            null_server_rate(
-                args.seconds,
+            ),
+            (
+                &mut retaining_null_one_at_a_time,
                 NullServer::Retaining,
                 NullScenario::PutRecordsOneAtATime,
-            )
-            .await
-            .unwrap_or(Value::Null),
-        );
+            ),
+        ] {
+            rates.push(
+                null_server_rate(args.seconds, server, scenario)
+                    .await
+                    .unwrap_or(Value::Null),
+            );
+        }
         disks.push(disk_probe(&std::env::temp_dir()).map_or(Value::Null, Value::from));
         page_cache.push(
             page_cache_probe(&std::env::temp_dir(), &mut probe_files)

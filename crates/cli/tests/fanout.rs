@@ -5,6 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use aws_sdk_kinesis::operation::subscribe_to_shard::builders::SubscribeToShardFluentBuilder;
+use aws_sdk_kinesis::operation::subscribe_to_shard::SubscribeToShardOutput;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
     ConsumerStatus, ShardIteratorType, StartingPosition, SubscribeToShardEventStream,
@@ -54,20 +56,52 @@ async fn setup(client: &Client, stream: &str) -> (String, String) {
     (arn, consumer.consumer_arn)
 }
 
+async fn put_one(client: &Client, stream: &str, key: &str, data: impl Into<Vec<u8>>) -> String {
+    client
+        .put_record()
+        .stream_name(stream)
+        .partition_key(key)
+        .data(Blob::new(data))
+        .send()
+        .await
+        .expect("put")
+        .sequence_number()
+        .to_string()
+}
+
 async fn put(client: &Client, stream: &str, n: usize, tag: &str) -> Vec<String> {
     let mut seqs = Vec::new();
     for i in 0..n {
-        let o = client
-            .put_record()
-            .stream_name(stream)
-            .partition_key(format!("k{i}"))
-            .data(Blob::new(format!("{tag}{i}")))
-            .send()
-            .await
-            .expect("put");
-        seqs.push(o.sequence_number().to_string());
+        seqs.push(put_one(client, stream, &format!("k{i}"), format!("{tag}{i}")).await);
     }
     seqs
+}
+
+/// A SubscribeToShard request for the first shard, from `kind`.
+fn subscribe(
+    client: &Client,
+    consumer_arn: &str,
+    kind: ShardIteratorType,
+) -> SubscribeToShardFluentBuilder {
+    client
+        .subscribe_to_shard()
+        .consumer_arn(consumer_arn)
+        .shard_id("shardId-000000000000")
+        .starting_position(
+            StartingPosition::builder()
+                .r#type(kind)
+                .build()
+                .expect("position"),
+        )
+}
+
+/// The next event within `secs`, the stream still open.
+async fn next_event(out: &mut SubscribeToShardOutput, secs: u64) -> SubscribeToShardEventStream {
+    tokio::time::timeout(Duration::from_secs(secs), out.event_stream.recv())
+        .await
+        .expect("an event in time")
+        .expect("no stream error")
+        .expect("stream still open")
 }
 
 #[test]
@@ -157,27 +191,14 @@ fn subscribe_pushes_existing_and_new_records_then_shard_end() {
     rt().block_on(async {
         let (_arn, consumer_arn) = setup(&client, "s").await;
         let early = put(&client, "s", 5, "early").await;
-        let mut out = client
-            .subscribe_to_shard()
-            .consumer_arn(&consumer_arn)
-            .shard_id("shardId-000000000000")
-            .starting_position(
-                StartingPosition::builder()
-                    .r#type(ShardIteratorType::TrimHorizon)
-                    .build()
-                    .expect("position"),
-            )
+        let mut out = subscribe(&client, &consumer_arn, ShardIteratorType::TrimHorizon)
             .send()
             .await
             .expect("subscribe");
         let mut got: Vec<(String, Vec<u8>)> = Vec::new();
         let mut continuation = None;
         while got.len() < 5 {
-            let ev = tokio::time::timeout(Duration::from_secs(10), out.event_stream.recv())
-                .await
-                .expect("an event in time")
-                .expect("no stream error")
-                .expect("stream still open");
+            let ev = next_event(&mut out, 10).await;
             if let SubscribeToShardEventStream::SubscribeToShardEvent(e) = ev {
                 for r in e.records() {
                     got.push((r.sequence_number().to_string(), r.data().as_ref().to_vec()));
@@ -193,11 +214,7 @@ fn subscribe_pushes_existing_and_new_records_then_shard_end() {
         let late = put(&client, "s", 3, "late").await;
         let mut late_got = Vec::new();
         while late_got.len() < 3 {
-            let ev = tokio::time::timeout(Duration::from_secs(5), out.event_stream.recv())
-                .await
-                .expect("pushed within 5 s")
-                .expect("ok")
-                .expect("open");
+            let ev = next_event(&mut out, 5).await;
             if let SubscribeToShardEventStream::SubscribeToShardEvent(e) = ev {
                 late_got.extend(e.records().iter().map(|r| r.sequence_number().to_string()));
             }
@@ -205,16 +222,7 @@ fn subscribe_pushes_existing_and_new_records_then_shard_end() {
         assert_eq!(late_got, late);
 
         // A second subscription within 5 s is refused.
-        let again = client
-            .subscribe_to_shard()
-            .consumer_arn(&consumer_arn)
-            .shard_id("shardId-000000000000")
-            .starting_position(
-                StartingPosition::builder()
-                    .r#type(ShardIteratorType::Latest)
-                    .build()
-                    .expect("position"),
-            )
+        let again = subscribe(&client, &consumer_arn, ShardIteratorType::Latest)
             .send()
             .await;
         let err = again.expect_err("too soon").into_service_error();
@@ -280,26 +288,9 @@ fn a_subscriber_behind_the_tip_catches_up_over_several_reads_in_order() {
         let payload = |i: usize| vec![i as u8; 512 << 10];
         let mut written = Vec::new();
         for i in 0..10 {
-            let o = client
-                .put_record()
-                .stream_name("s")
-                .partition_key("k")
-                .data(Blob::new(payload(i)))
-                .send()
-                .await
-                .expect("put");
-            written.push(o.sequence_number().to_string());
+            written.push(put_one(&client, "s", "k", payload(i)).await);
         }
-        let mut out = client
-            .subscribe_to_shard()
-            .consumer_arn(&consumer_arn)
-            .shard_id("shardId-000000000000")
-            .starting_position(
-                StartingPosition::builder()
-                    .r#type(ShardIteratorType::TrimHorizon)
-                    .build()
-                    .expect("position"),
-            )
+        let mut out = subscribe(&client, &consumer_arn, ShardIteratorType::TrimHorizon)
             .send()
             .await
             .expect("subscribe");
@@ -307,11 +298,7 @@ fn a_subscriber_behind_the_tip_catches_up_over_several_reads_in_order() {
         let mut got = Vec::new();
         let mut events_with_records = 0;
         while got.len() < written.len() {
-            let ev = tokio::time::timeout(Duration::from_secs(10), out.event_stream.recv())
-                .await
-                .expect("an event in time")
-                .expect("no stream error")
-                .expect("stream still open");
+            let ev = next_event(&mut out, 10).await;
             if let SubscribeToShardEventStream::SubscribeToShardEvent(e) = ev {
                 if !e.records().is_empty() {
                     events_with_records += 1;
