@@ -210,6 +210,8 @@ struct Inner {
     control: tokio::sync::Mutex<()>,
     /// Live SubscribeToShard subscriptions.
     subscriptions: parking_lot::Mutex<consumers::Subscriptions>,
+    /// Reads running at once on the blocking pool (see [`Engine::blocking_reads`]).
+    blocking_reads: Arc<tokio::sync::Semaphore>,
     /// Set when the server is shutting down: open subscriptions end at once.
     closing: tokio::sync::watch::Sender<bool>,
     /// Keys for encryption at rest (persisted in the metadata store).
@@ -244,6 +246,13 @@ fn retention_ms(hours: i64) -> i64 {
 }
 
 impl Engine {
+    /// Permits for reads on tokio's blocking pool (GetRecords replies, subscriptions catching
+    /// up), one per CPU and at least two: reads use every core, while the batches being read and
+    /// encoded at once stay bounded and thousands of readers cannot each hold a thread.
+    pub fn blocking_reads(&self) -> Arc<tokio::sync::Semaphore> {
+        self.inner.blocking_reads.clone()
+    }
+
     /// Opens the data directory (creating it), recovers the log and loads metadata. Must be
     /// called inside a tokio runtime (it starts background tasks).
     pub fn open(cfg: EngineConfig) -> Result<Engine, OpenError> {
@@ -283,6 +292,9 @@ impl Engine {
                 streams: RwLock::new(streams),
                 control: tokio::sync::Mutex::new(()),
                 subscriptions: parking_lot::Mutex::new(consumers::Subscriptions::default()),
+                blocking_reads: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+                )),
                 closing: tokio::sync::watch::Sender::new(false),
                 keyring: RwLock::new(keyring),
             }),

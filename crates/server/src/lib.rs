@@ -92,8 +92,6 @@ struct Shared {
     default_scope: Scope,
     /// Reused buffers for GetRecords bodies (see `kinesin_log::BufferPool`).
     response_buffers: Arc<kinesin_engine::BufferPool>,
-    /// GetRecords calls being served at once (see [`get_records`]).
-    readers: Arc<Semaphore>,
 }
 
 /// Granularity of the body budget.
@@ -128,7 +126,6 @@ pub async fn serve(
             region: cfg.region.as_str().into(),
         },
         response_buffers: Arc::default(),
-        readers: Arc::new(Semaphore::new(concurrent_readers())),
         cfg,
     });
     let slots = Arc::new(Semaphore::new(shared.cfg.max_connections));
@@ -520,23 +517,18 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
     }
 }
 
-/// GetRecords calls served at once: one per CPU (at least two), so reads use every core while
-/// the replies being built (up to 10 MiB of records each, plus their encoding) stay bounded.
-fn concurrent_readers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
-}
-
 /// GetRecords runs on the blocking pool: a reply of up to 10 MiB is reads (from the disk, for
 /// older data), decryption and base64 for several milliseconds, which on an async worker would
 /// stall every connection that worker serves; and with fewer workers than CPUs (see
-/// `kinesin serve --worker-threads`) the reads still use every core.
+/// `kinesin serve --worker-threads`) the reads still use every core. At most
+/// [`Engine::blocking_reads`] run at once.
 async fn get_records(
     shared: &Shared,
     scope: Scope,
     protocol: Protocol,
     input: kinesin_engine::api::GetRecordsInput,
 ) -> Response<Body> {
-    let Ok(permit) = shared.readers.clone().acquire_owned().await else {
+    let Ok(permit) = shared.engine.blocking_reads().acquire_owned().await else {
         return engine_error(
             protocol,
             &kinesin_engine::Error::InternalFailure("The server is stopping.".into()),

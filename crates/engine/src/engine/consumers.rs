@@ -548,7 +548,15 @@ impl Subscription {
         if !self.catching_up {
             return read().map_err(log_error);
         }
-        match tokio::task::spawn_blocking(read).await {
+        let Ok(permit) = self.engine.blocking_reads().acquire_owned().await else {
+            return Err(Error::InternalFailure("Internal service failure.".into()));
+        };
+        match tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            read()
+        })
+        .await
+        {
             Ok(batch) => batch.map_err(log_error),
             Err(_) => Err(Error::InternalFailure("Internal service failure.".into())),
         }
