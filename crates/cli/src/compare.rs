@@ -514,10 +514,10 @@ pub async fn null_server(args: NullServerArgs) -> anyhow::Result<()> {
     }
 }
 
-/// What a null server answers to one scenario, in records/s: PutRecord at 64 connections, or
-/// (synced) PutRecords one request at a time, each 500-record body received, written, synced
-/// and answered before the next is sent, which is the least a durable server must do per
-/// request when nothing can overlap. Synced: acknowledging after fdatasync. The server runs as
+/// What a null server (see [`NullServer`]) answers to one scenario, in records/s: PutRecord at
+/// 64 connections, or PutRecords one request at a time, each 500-record body received, written,
+/// synced and answered before the next is sent, which is the least a durable server must do per
+/// request when nothing can overlap. The server runs as
 /// its own process like every server measured (in the bench's own process it shares the
 /// client's threads and skips the wake-ups between processes, which made it look up to ~1.6
 /// times faster).

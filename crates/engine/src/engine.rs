@@ -210,7 +210,7 @@ struct Inner {
     control: tokio::sync::Mutex<()>,
     /// Live SubscribeToShard subscriptions.
     subscriptions: parking_lot::Mutex<consumers::Subscriptions>,
-    /// Reads running at once on the blocking pool (see [`Engine::blocking_reads`]).
+    /// Reads running at once on the blocking pool (see [`Engine::blocking_read`]).
     blocking_reads: Arc<tokio::sync::Semaphore>,
     /// Set when the server is shutting down: open subscriptions end at once.
     closing: tokio::sync::watch::Sender<bool>,
@@ -246,11 +246,32 @@ fn retention_ms(hours: i64) -> i64 {
 }
 
 impl Engine {
-    /// Permits for reads on tokio's blocking pool (GetRecords replies, subscriptions catching
-    /// up), one per CPU and at least two: reads use every core, while the batches being read and
-    /// encoded at once stay bounded and thousands of readers cannot each hold a thread.
-    pub fn blocking_reads(&self) -> Arc<tokio::sync::Semaphore> {
-        self.inner.blocking_reads.clone()
+    /// Runs `read` on tokio's blocking pool, so that an async worker never waits on the disk
+    /// (GetRecords replies, subscriptions catching up). At most one such read per CPU (at least
+    /// two) runs at once: reads use every core, while the batches being read and encoded at once
+    /// stay bounded and thousands of readers cannot each hold a thread.
+    pub async fn blocking_read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let failed = || Error::InternalFailure("Internal service failure.".into());
+        // Never closed: an error here could only mean a bug, reported as Kinesis does.
+        let permit = self
+            .inner
+            .blocking_reads
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| failed())?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            read()
+        })
+        .await
+        .unwrap_or_else(|panicked| {
+            tracing::error!("a read on the blocking pool failed: {panicked}");
+            Err(failed())
+        })
     }
 
     /// Opens the data directory (creating it), recovers the log and loads metadata. Must be

@@ -5,6 +5,7 @@ use kinesin_engine::{Engine, Error};
 use kinesin_wire::{Request, Response};
 
 pub async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -> Result<Response, Error> {
+    let operation = request.operation();
     Ok(match request {
         Request::CreateStream(i) => {
             engine.create_stream(scope, i).await?;
@@ -33,7 +34,6 @@ pub async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -> Resul
         Request::GetShardIterator(i) => {
             Response::GetShardIterator(engine.get_shard_iterator(scope, i)?)
         }
-        Request::GetRecords(i) => Response::GetRecords(engine.get_records(scope, i)?),
         Request::AddTagsToStream(i) => {
             engine.add_tags_to_stream(scope, i).await?;
             Response::Empty
@@ -123,11 +123,12 @@ pub async fn dispatch(engine: &Engine, scope: &Scope, request: Request) -> Resul
             engine.deregister_stream_consumer(scope, i).await?;
             Response::Empty
         }
-        // Streams its response; the server routes it before dispatch.
-        Request::SubscribeToShard(_) => {
-            return Err(Error::InternalFailure(
-                "SubscribeToShard reached the unary dispatcher.".into(),
-            ))
+        // The server routes these before dispatch: SubscribeToShard streams its response, and
+        // GetRecords is read and encoded on the blocking pool (`get_records` in lib.rs).
+        Request::SubscribeToShard(_) | Request::GetRecords(_) => {
+            return Err(Error::InternalFailure(format!(
+                "{operation} reached the unary dispatcher."
+            )))
         }
     })
 }

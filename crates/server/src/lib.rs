@@ -517,47 +517,30 @@ async fn route(shared: &Shared, req: Request<Incoming>, seen: &mut Seen) -> Resp
     }
 }
 
-/// GetRecords runs on the blocking pool: a reply of up to 10 MiB is reads (from the disk, for
-/// older data), decryption and base64 for several milliseconds, which on an async worker would
-/// stall every connection that worker serves; and with fewer workers than CPUs (see
-/// `kinesin serve --worker-threads`) the reads still use every core. At most
-/// [`Engine::blocking_reads`] run at once.
+/// GetRecords runs on the blocking pool ([`Engine::blocking_read`]): a reply of up to 10 MiB is
+/// reads (from the disk, for older data), decryption and base64 for several milliseconds, which
+/// on an async worker would stall every connection that worker serves; and with fewer workers
+/// than CPUs (see `kinesin serve --worker-threads`) the reads still use every core.
 async fn get_records(
     shared: &Shared,
     scope: Scope,
     protocol: Protocol,
     input: kinesin_engine::api::GetRecordsInput,
 ) -> Response<Body> {
-    let Ok(permit) = shared.engine.blocking_reads().acquire_owned().await else {
-        return engine_error(
-            protocol,
-            &kinesin_engine::Error::InternalFailure("The server is stopping.".into()),
-        );
-    };
     let engine = shared.engine.clone();
     let buffers = shared.response_buffers.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        engine.get_records(&scope, input).map(|output| {
-            let response = kinesin_wire::Response::GetRecords(output);
-            buffers.share(kinesin_wire::encode_response_into(
-                protocol,
-                &response,
-                buffers.take_empty(),
-            ))
-        })
-    })
-    .await;
-    match read {
-        Ok(Ok(body)) => raw(StatusCode::OK, protocol.content_type(), body),
-        Ok(Err(e)) => engine_error(protocol, &e),
-        Err(panicked) => {
-            tracing::error!("GetRecords failed: {panicked}");
-            engine_error(
-                protocol,
-                &kinesin_engine::Error::InternalFailure("Internal service failure.".into()),
-            )
-        }
+    let read = shared.engine.blocking_read(move || {
+        let output = engine.get_records(&scope, input)?;
+        let response = kinesin_wire::Response::GetRecords(output);
+        Ok(buffers.share(kinesin_wire::encode_response_into(
+            protocol,
+            &response,
+            buffers.take_empty(),
+        )))
+    });
+    match read.await {
+        Ok(body) => raw(StatusCode::OK, protocol.content_type(), body),
+        Err(e) => engine_error(protocol, &e),
     }
 }
 

@@ -548,18 +548,9 @@ impl Subscription {
         if !self.catching_up {
             return read().map_err(log_error);
         }
-        let Ok(permit) = self.engine.blocking_reads().acquire_owned().await else {
-            return Err(Error::InternalFailure("Internal service failure.".into()));
-        };
-        match tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            read()
-        })
-        .await
-        {
-            Ok(batch) => batch.map_err(log_error),
-            Err(_) => Err(Error::InternalFailure("Internal service failure.".into())),
-        }
+        self.engine
+            .blocking_read(move || read().map_err(log_error))
+            .await
     }
 
     /// Why this subscription must stop now, if it must.
