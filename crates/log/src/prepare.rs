@@ -10,7 +10,10 @@
 //! Reading a preallocated (unwritten) extent returns zeros without any disk I/O, so the pass
 //! costs no device bandwidth; it only takes the page allocation (and on such a VM the host
 //! faults) off the writer's thread onto this one, which runs in parallel. On a machine where
-//! fresh memory is cheap it is a cheap pass of zeros.
+//! fresh memory is cheap it is a cheap pass of zeros. The real filesystem reads by sendfile(2)
+//! to /dev/null ([`crate::storage::StorageFile::populate`]): the same large page-cache folios
+//! as a read, without copying 64 MiB of zeros out to this thread (its CPU per byte written
+//! fell by roughly a fifth).
 //!
 //! Recycled segments (deleted by retention, see [`crate::segment::FreePool`]) need no
 //! preparing: the preparer works only while the pool is empty.
@@ -112,7 +115,7 @@ pub(crate) fn run_preparer(shared: Arc<Shared>) {
     }
 }
 
-/// Creates `path`, preallocates `len` bytes and reads them all once, so their pages are in the
+/// Creates `path`, preallocates `len` bytes and populates them all once, so their pages are in the
 /// page cache. False if stopped midway.
 fn prepare_file(
     storage: &dyn Storage,
@@ -129,7 +132,7 @@ fn prepare_file(
             return Ok(false);
         }
         let n = (len - at).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], at)?;
+        file.populate(at, n, &mut buf)?;
         at += n as u64;
     }
     Ok(true)

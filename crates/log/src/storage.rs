@@ -23,6 +23,13 @@ pub trait StorageFile: Send + Sync {
     fn size(&self) -> io::Result<u64>;
     /// Reserves space so the file is at least `len` bytes without later growth.
     fn allocate(&self, len: u64) -> io::Result<()>;
+    /// Brings `len` bytes from `offset` into the page cache, so that later writes there find
+    /// their pages allocated (see `prepare`). This default reads them through `scratch`; a file
+    /// that can ask the kernel directly need not copy them out.
+    fn populate(&self, offset: u64, len: usize, scratch: &mut [u8]) -> io::Result<()> {
+        let n = len.min(scratch.len());
+        self.read_exact_at(&mut scratch[..n], offset)
+    }
     /// Fault-injection hook: forgets, as far as durability goes, every write since the last
     /// sync while keeping it readable, as Linux does when writeback fails (the pages are marked
     /// clean, so a later successful sync does not write them). Only [`MemStorage`] can do this;
@@ -68,6 +75,17 @@ impl StorageFile for FsFile {
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+    fn populate(&self, offset: u64, len: usize, scratch: &mut [u8]) -> io::Result<()> {
+        match send_to_null(&self.0, offset, len) {
+            Ok(()) => Ok(()),
+            // Files sendfile cannot read (some FUSE and special filesystems): read through.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+                let n = len.min(scratch.len());
+                self.read_exact_at(&mut scratch[..n], offset)
+            }
+            Err(e) => Err(e),
+        }
+    }
     fn allocate(&self, len: u64) -> io::Result<()> {
         if self.size()? >= len {
             return Ok(());
@@ -103,6 +121,43 @@ fn fallocate(file: &std::fs::File, len: u64) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Reads `len` bytes from `offset` into the page cache by sendfile(2) to /dev/null, which
+/// discards them without copying them out. Unlike readahead(2), which fills the range with
+/// single pages, this goes through the same read path as pread and so gets its large folios:
+/// measured on this project's VM, buffered writes into pages populated by readahead(2) ran at
+/// ~2 GB/s against ~4 GB/s into pread's, while sendfile's populated 10–20% faster than pread
+/// (no copy) and took writes as fast.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn send_to_null(file: &std::fs::File, offset: u64, len: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    let mut at =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut left = len;
+    while left > 0 {
+        // SAFETY: both descriptors are valid (borrowed for the call) and `at` is a live off_t
+        // the kernel advances by what it read.
+        let n = unsafe { libc::sendfile(null.as_raw_fd(), file.as_raw_fd(), &mut at, left) };
+        match n {
+            n if n > 0 => left -= (n as usize).min(left),
+            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_to_null(_file: &std::fs::File, _offset: u64, _len: usize) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -565,5 +620,24 @@ mod tests {
         assert!(file.sync_data().is_err());
         assert_eq!(storage.read_file(Path::new("/d/f")).expect("file"), b"a");
         assert!(!storage.disarm());
+    }
+
+    #[test]
+    fn populating_a_real_file_reads_it_without_changing_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        let file = FsStorage.create(&path).expect("create");
+        file.allocate(3 << 20).expect("allocate");
+        file.write_all_at(b"kept", 1 << 20).expect("write");
+        let mut scratch = vec![0u8; 1 << 20];
+        for at in [0u64, 1 << 20, 2 << 20] {
+            file.populate(at, 1 << 20, &mut scratch).expect("populate");
+        }
+        let mut buf = [0u8; 4];
+        file.read_exact_at(&mut buf, 1 << 20).expect("read");
+        assert_eq!(&buf, b"kept");
+        assert_eq!(file.size().expect("size"), 3 << 20);
+        // Past the end is an error, as a read there would be, not a silent success.
+        assert!(file.populate(3 << 20, 1 << 20, &mut scratch).is_err());
     }
 }
