@@ -384,22 +384,41 @@ pub(crate) fn finish_frame(
     chain: &mut Chain,
 ) -> (u64, u32) {
     let payload_len = buf.len() - start - FRAME_HEADER_LEN;
+    let frame = &mut buf[start..];
+    let lsn = fill_frame_header(&mut frame[..FRAME_HEADER_LEN], payload_len, kind, chain);
+    let sum = frame_crc(frame);
+    set_frame_crc(&mut frame[..FRAME_HEADER_LEN], sum, chain);
+    (lsn, sum)
+}
+
+/// Fills in a frame header for a payload of `payload_len` bytes, all but its CRC (which covers
+/// the header from byte 8 on and the payload: see [`frame_crc`]). Returns the frame's LSN.
+/// For frames whose payload is not contiguous; [`finish_frame`] does both steps for those that
+/// are.
+pub(crate) fn fill_frame_header(
+    header: &mut [u8],
+    payload_len: usize,
+    kind: u8,
+    chain: &Chain,
+) -> u64 {
     debug_assert!(payload_len <= MAX_FRAME_PAYLOAD);
     let lsn = chain.next_lsn;
-    let frame = &mut buf[start..];
-    frame[0..4].copy_from_slice(&FRAME_MAGIC);
-    frame[8..12].copy_from_slice(&(payload_len as u32).to_le_bytes());
-    frame[12] = kind;
-    frame[13..16].fill(0);
-    frame[16..24].copy_from_slice(&chain.segment_id.to_le_bytes());
-    frame[24..32].copy_from_slice(&lsn.to_le_bytes());
-    frame[32..36].copy_from_slice(&chain.prev_crc.to_le_bytes());
-    frame[36..40].fill(0);
-    let sum = frame_crc(frame);
-    frame[4..8].copy_from_slice(&sum.to_le_bytes());
+    header[0..4].copy_from_slice(&FRAME_MAGIC);
+    header[8..12].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    header[12] = kind;
+    header[13..16].fill(0);
+    header[16..24].copy_from_slice(&chain.segment_id.to_le_bytes());
+    header[24..32].copy_from_slice(&lsn.to_le_bytes());
+    header[32..36].copy_from_slice(&chain.prev_crc.to_le_bytes());
+    header[36..40].fill(0);
+    lsn
+}
+
+/// Stores a frame's CRC in its header and advances the chain past the frame.
+pub(crate) fn set_frame_crc(header: &mut [u8], sum: u32, chain: &mut Chain) {
+    header[4..8].copy_from_slice(&sum.to_le_bytes());
     chain.next_lsn += 1;
     chain.prev_crc = sum;
-    (lsn, sum)
 }
 
 // --- data blocks ----------------------------------------------------------------------------
@@ -418,12 +437,18 @@ pub(crate) fn put_block_header(buf: &mut Vec<u8>, queue: QueueId, first_pos: Pos
 
 /// Callers check the key and data lengths before (see [`MAX_PARTITION_KEY_BYTES`]).
 pub(crate) fn put_record(buf: &mut Vec<u8>, arrival_ms: i64, key: &[u8], data: &[u8]) {
-    debug_assert!(key.len() <= MAX_PARTITION_KEY_BYTES && data.len() <= MAX_DATA_BYTES);
+    put_record_head(buf, arrival_ms, key, data.len());
+    buf.extend_from_slice(data);
+}
+
+/// A record's header and key: everything of it but its `data_len` bytes of data, which must
+/// follow.
+pub(crate) fn put_record_head(buf: &mut Vec<u8>, arrival_ms: i64, key: &[u8], data_len: usize) {
+    debug_assert!(key.len() <= MAX_PARTITION_KEY_BYTES && data_len <= MAX_DATA_BYTES);
     buf.extend_from_slice(&arrival_ms.to_le_bytes());
     buf.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&(data_len as u32).to_le_bytes());
     buf.extend_from_slice(key);
-    buf.extend_from_slice(data);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

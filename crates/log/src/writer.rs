@@ -33,9 +33,12 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use bytes::Bytes;
+
 use crate::format::{
-    self, begin_frame, finish_frame, put_block_header, put_record, record_len, Block, SealInfo,
-    BLOCK_HEADER_LEN, FRAME_HEADER_LEN, KIND_DATA, TARGET_BLOCK_PAYLOAD,
+    self, begin_frame, fill_frame_header, put_block_header, put_record, put_record_head,
+    record_len, set_frame_crc, Block, SealInfo, BLOCK_HEADER_LEN, FRAME_HEADER_LEN, KIND_DATA,
+    TARGET_BLOCK_PAYLOAD,
 };
 use crate::index::{BlockList, QueueSegment, SegmentState};
 use crate::recovery::checkpoint_of;
@@ -97,6 +100,119 @@ struct WrittenBlock {
     block: Block,
 }
 
+/// Records with at least this much data are written from where the request holds them (a
+/// slice of a gathered write) instead of being copied into the writer's buffer. Each slice
+/// costs the kernel more than copying a small record does: per MB written, the writer's CPU
+/// rose from 0.98 to 1.13–1.25 ms with 1 KiB records gathered, and fell from 0.68–0.72 to
+/// 0.55–0.59 ms with 64 KiB records.
+const GATHER_MIN_DATA: usize = 8 << 10;
+
+/// Frames not yet written: their own bytes (headers, keys, small records) in `own`, and
+/// between them, by reference, the data of large records. Offsets into the frames count both.
+#[derive(Default)]
+struct Staged {
+    own: Vec<u8>,
+    /// `(at, data)`: `data` comes right after `own[..at]`; in order of `at`.
+    refs: Vec<(usize, Bytes)>,
+    /// Bytes in `refs`.
+    ref_len: usize,
+}
+
+/// A frame begun in a [`Staged`]: where its header is in `own`, and its first reference.
+struct FrameStart {
+    header: usize,
+    first_ref: usize,
+}
+
+impl Staged {
+    fn len(&self) -> usize {
+        self.own.len() + self.ref_len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.own.is_empty() && self.refs.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.own.clear();
+        self.refs.clear();
+        self.ref_len = 0;
+    }
+
+    /// Frees the buffer between batches once it grew past `max`.
+    fn trim(&mut self, max: usize) {
+        if self.own.capacity() > max {
+            self.own = Vec::new();
+        }
+        if self.refs.capacity() > max / 1024 {
+            self.refs = Vec::new();
+        }
+    }
+
+    fn begin_frame(&mut self) -> FrameStart {
+        FrameStart {
+            header: begin_frame(&mut self.own),
+            first_ref: self.refs.len(),
+        }
+    }
+
+    fn put_record(&mut self, arrival_ms: i64, key: &[u8], data: &Bytes) {
+        if data.len() < GATHER_MIN_DATA {
+            put_record(&mut self.own, arrival_ms, key, data);
+        } else {
+            put_record_head(&mut self.own, arrival_ms, key, data.len());
+            self.refs.push((self.own.len(), data.clone()));
+            self.ref_len += data.len();
+        }
+    }
+
+    /// Fills in the header of the frame begun at `frame`, whose payload is everything staged
+    /// since, with its CRC computed over the pieces in order, and advances the chain.
+    fn finish_frame(&mut self, frame: FrameStart, kind: u8, chain: &mut format::Chain) {
+        let header_end = frame.header + FRAME_HEADER_LEN;
+        let refs = &self.refs[frame.first_ref..];
+        let payload_len =
+            self.own.len() - header_end + refs.iter().map(|(_, d)| d.len()).sum::<usize>();
+        fill_frame_header(
+            &mut self.own[frame.header..header_end],
+            payload_len,
+            kind,
+            chain,
+        );
+        // The CRC covers the header from byte 8 on, then the payload (`format::frame_crc`).
+        let mut hasher = crc32fast::Hasher::new();
+        let mut from = frame.header + 8;
+        for (at, data) in refs {
+            hasher.update(&self.own[from..*at]);
+            hasher.update(data);
+            from = *at;
+        }
+        hasher.update(&self.own[from..]);
+        set_frame_crc(
+            &mut self.own[frame.header..header_end],
+            hasher.finalize(),
+            chain,
+        );
+    }
+
+    /// Writes everything staged at `offset`: one plain write without references, else one
+    /// gathered write.
+    fn write_to(&self, file: &dyn StorageFile, offset: u64) -> io::Result<()> {
+        if self.refs.is_empty() {
+            return file.write_all_at(&self.own, offset);
+        }
+        let mut slices = Vec::with_capacity(2 * self.refs.len() + 1);
+        let mut from = 0;
+        for (at, data) in &self.refs {
+            slices.push(io::IoSlice::new(&self.own[from..*at]));
+            slices.push(io::IoSlice::new(data));
+            from = *at;
+        }
+        slices.push(io::IoSlice::new(&self.own[from..]));
+        file.write_vectored_at(&slices, offset)
+    }
+}
+
 /// What the writer must do, after a failed write or sync, before it writes records again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Repair {
@@ -112,7 +228,7 @@ pub(crate) struct Writer {
     active: ActiveSegment,
     max_arrival: i64,
     /// Frames for the active segment not yet written.
-    buf: Vec<u8>,
+    buf: Staged,
     /// (queue, request index, entry index) of every record in the batch, grouped by queue.
     order: Vec<(QueueId, u32, u32)>,
     written: Vec<WrittenBlock>,
@@ -156,7 +272,7 @@ impl Writer {
             shared,
             active,
             max_arrival,
-            buf: Vec::new(),
+            buf: Staged::default(),
             order: Vec::new(),
             written: Vec::new(),
             repair: None,
@@ -184,9 +300,7 @@ impl Writer {
                 // back any of the failed batch; otherwise before the next batch.
                 self.try_repair();
             }
-            if self.buf.capacity() > MAX_IDLE_BUFFER {
-                self.buf = Vec::new();
-            }
+            self.buf.trim(MAX_IDLE_BUFFER);
         }
         self.finish()
     }
@@ -399,9 +513,8 @@ impl Writer {
                 if self.buf.is_empty() {
                     return Ok(());
                 }
-                self.active
-                    .file
-                    .write_all_at(&self.buf, self.active.write_offset)?;
+                self.buf
+                    .write_to(self.active.file.as_ref(), self.active.write_offset)?;
                 if self.shared.config.durability == Durability::Fsync {
                     self.zero_ahead()?;
                     self.active.file.sync_data()?;
@@ -511,14 +624,16 @@ impl Writer {
                 if (self.buf.len() + frame_len) as u64 > self.active.room() {
                     self.roll(frame_len as u64)?;
                 }
-                let start = begin_frame(&mut self.buf);
+                let start = self.buf.len();
                 let first_pos = position(&block_items[0]);
-                put_block_header(&mut self.buf, queue, first_pos, count as u32);
+                let frame = self.buf.begin_frame();
+                put_block_header(&mut self.buf.own, queue, first_pos, count as u32);
                 for item in block_items {
                     let e = entry(item);
-                    put_record(&mut self.buf, arrival, &e.partition_key, &e.data);
+                    self.buf.put_record(arrival, &e.partition_key, &e.data);
                 }
-                finish_frame(&mut self.buf, start, KIND_DATA, &mut self.active.chain);
+                self.buf
+                    .finish_frame(frame, KIND_DATA, &mut self.active.chain);
                 self.written.push(WrittenBlock {
                     queue,
                     segment: self.active.id,
@@ -552,11 +667,10 @@ impl Writer {
     /// and writes the sidecar. On failure nothing is published and `write_offset` is unchanged.
     fn seal_active(&mut self) -> io::Result<()> {
         let seal_offset = self.active.write_offset + self.buf.len() as u64;
-        let (seal_lsn, seal_crc) = put_seal(&mut self.buf, &mut self.active.chain);
+        let (seal_lsn, seal_crc) = put_seal(&mut self.buf.own, &mut self.active.chain);
         let written = self
-            .active
-            .file
-            .write_all_at(&self.buf, self.active.write_offset)
+            .buf
+            .write_to(self.active.file.as_ref(), self.active.write_offset)
             .and_then(|()| self.active.file.sync_data());
         if let Err(e) = written {
             // The next attempt starts over from the last good frame.
@@ -596,7 +710,7 @@ impl Writer {
             min_len,
             (self.active.chain.next_lsn, self.active.chain.prev_crc),
             &checkpoint,
-            &mut self.buf,
+            &mut self.buf.own,
         )?;
         {
             // Only now may retention delete the sealed segment: the new one's checkpoint (synced)

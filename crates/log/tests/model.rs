@@ -111,7 +111,7 @@ const WRITE_FAULTS: [(FaultOp, FaultKind); 7] = [
 ];
 
 fn rec() -> impl Strategy<Value = Rec> {
-    let data_len = prop_oneof![20 => 0u16..300, 1 => 2000u16..5000];
+    let data_len = prop_oneof![20 => 0u16..300, 1 => 2000u16..5000, 1 => 8192u16..20000];
     (any::<u8>(), 0u8..20, data_len).prop_map(|(queue_pick, key_len, data_len)| Rec {
         queue_pick,
         key_len,
