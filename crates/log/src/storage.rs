@@ -160,21 +160,29 @@ fn pwritev_all(file: &std::fs::File, bufs: &[io::IoSlice<'_>], offset: u64) -> i
                 pos,
             )
         };
-        match written {
-            w if w > 0 => {
-                at += w as u64;
-                io::IoSlice::advance_slices(&mut slices, w as usize);
-            }
-            0 => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+        if let Some(w) = progress(written, io::ErrorKind::WriteZero)? {
+            at += w as u64;
+            io::IoSlice::advance_slices(&mut slices, w);
         }
     }
     Ok(())
+}
+
+/// What a read or write system call returning `n` did: `Some(bytes)`, `None` if interrupted
+/// (to be called again), or the error (`at_zero` when it moved nothing).
+fn progress(n: isize, at_zero: io::ErrorKind) -> io::Result<Option<usize>> {
+    match n {
+        n if n > 0 => Ok(Some(n as usize)),
+        0 => Err(io::Error::from(at_zero)),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Reads `len` bytes from `offset` into the page cache by sendfile(2) to /dev/null, which
@@ -195,15 +203,8 @@ fn send_to_null(file: &std::fs::File, offset: u64, len: usize) -> io::Result<()>
         // SAFETY: both descriptors are valid (borrowed for the call) and `at` is a live off_t
         // the kernel advances by what it read.
         let n = unsafe { libc::sendfile(null.as_raw_fd(), file.as_raw_fd(), &mut at, left) };
-        match n {
-            n if n > 0 => left -= (n as usize).min(left),
-            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+        if let Some(n) = progress(n, io::ErrorKind::UnexpectedEof)? {
+            left -= n.min(left);
         }
     }
     Ok(())

@@ -440,10 +440,24 @@ fn a_failed_sync_under_concurrent_appends_loses_nothing_acknowledged_and_brings_
 fn large_records_written_from_the_appends_buffers_read_back_and_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = runtime();
-    let sizes = [10usize, 8 << 10, 8191, 100 << 10, 3, 1 << 20, 9000, 0, 65_536];
+    let sizes = [
+        10usize,
+        8 << 10,
+        8191,
+        100 << 10,
+        3,
+        1 << 20,
+        9000,
+        0,
+        65_536,
+    ];
     let data = |round: usize, i: usize| -> Vec<u8> {
         (0..sizes[i])
-            .map(|b| (b as u32).wrapping_mul(31).wrapping_add((round * 7 + i) as u32) as u8)
+            .map(|b| {
+                (b as u32)
+                    .wrapping_mul(31)
+                    .wrapping_add((round * 7 + i) as u32) as u8
+            })
             .collect()
     };
     let mut want: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 2];
