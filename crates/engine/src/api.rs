@@ -236,6 +236,12 @@ impl PartitionKey {
     }
 }
 
+impl From<&str> for PartitionKey {
+    fn from(key: &str) -> PartitionKey {
+        PartitionKey(Bytes::copy_from_slice(key.as_bytes()))
+    }
+}
+
 impl From<String> for PartitionKey {
     fn from(key: String) -> PartitionKey {
         PartitionKey(Bytes::from(key.into_bytes()))
@@ -448,7 +454,8 @@ pub struct Record {
     pub sequence_number: String,
     pub approximate_arrival_timestamp: Millis,
     pub data: Bytes,
-    pub partition_key: String,
+    /// A slice of the buffer the records were read into, not a copy of its own.
+    pub partition_key: PartitionKey,
     pub encryption_type: Option<EncryptionType>,
 }
 

@@ -1174,7 +1174,7 @@ impl Engine {
                         ))
                         .to_owned(),
                     approximate_arrival_timestamp: r.arrival_ms,
-                    partition_key: key_string(&r.partition_key),
+                    partition_key: stored_key(r.partition_key),
                     data,
                     encryption_type,
                 })
@@ -1831,12 +1831,12 @@ fn record_aad(meta: &StreamMeta, shard_index: u32) -> String {
     )
 }
 
-/// A stored partition key as text. Keys were UTF-8 when written and frames are checksummed, so
-/// the lossy branch only guards against a bug, never a normal read.
-fn key_string(b: &[u8]) -> String {
-    match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
+/// A stored partition key, kept where it was read. Keys were UTF-8 when written and frames are
+/// checksummed, so the lossy branch only guards against a bug, never a normal read.
+fn stored_key(b: Bytes) -> PartitionKey {
+    match PartitionKey::from_utf8(b.clone()) {
+        Some(key) => key,
+        None => PartitionKey::from(String::from_utf8_lossy(&b).into_owned()),
     }
 }
 

@@ -56,7 +56,7 @@ fn hot_paths() {
                 ),
                 approximate_arrival_timestamp: 1_700_000_000_000 + i,
                 data: data.clone(),
-                partition_key: format!("partition-key-{i}"),
+                partition_key: format!("partition-key-{i}").into(),
                 encryption_type: None,
             })
             .collect(),

@@ -557,7 +557,7 @@ fn round_trips() {
                 sequence_number: i.to_string(),
                 approximate_arrival_timestamp: 1_700_000_000_000 + i as i64 * 123,
                 data: Bytes::from(d.clone()),
-                partition_key: format!("pk-{i}-é\u{1}\"\\"),
+                partition_key: format!("pk-{i}-é\u{1}\"\\").into(),
                 encryption_type: None,
             })
             .collect(),

@@ -230,7 +230,7 @@ fn event(
                 sequence_number: r.sequence_number,
                 approximate_arrival_timestamp: r.arrival,
                 data: r.data.into(),
-                partition_key: r.partition_key,
+                partition_key: r.partition_key.into(),
                 encryption_type: r.encryption.map(|k| {
                     if k {
                         EncryptionType::Kms
@@ -275,8 +275,8 @@ fn event(
             r.sequence_number
         );
         assert_eq!(
-            got.get("PartitionKey").expect("PartitionKey").str(),
-            r.partition_key
+            got.get("PartitionKey").expect("PartitionKey").str().as_bytes(),
+            r.partition_key.as_bytes()
         );
         check_time(
             got.get("ApproximateArrivalTimestamp").expect("timestamp"),
