@@ -91,7 +91,8 @@ impl StorageFile for FsFile {
     fn populate(&self, offset: u64, len: usize, scratch: &mut [u8]) -> io::Result<()> {
         match send_to_null(&self.0, offset, len) {
             Ok(()) => Ok(()),
-            // Files sendfile cannot read (some FUSE and special filesystems): read through.
+            // Files sendfile cannot read (some FUSE and special filesystems), or no /dev/null:
+            // read through.
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
                 let n = len.min(scratch.len());
                 self.read_exact_at(&mut scratch[..n], offset)
@@ -195,7 +196,11 @@ fn progress(n: isize, at_zero: io::ErrorKind) -> io::Result<Option<usize>> {
 #[allow(unsafe_code)]
 fn send_to_null(file: &std::fs::File, offset: u64, len: usize) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    // Without a /dev/null (a bare container), the caller reads through instead.
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|_| io::Error::from_raw_os_error(libc::ENOSYS))?;
     let mut at =
         libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut left = len;
