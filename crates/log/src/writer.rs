@@ -144,7 +144,8 @@ impl Staged {
         if self.own.capacity() > max {
             self.own = Vec::new();
         }
-        if self.refs.capacity() > max / 1024 {
+        // Each reference stands for at least GATHER_MIN_DATA bytes of a batch.
+        if self.refs.capacity() > max / GATHER_MIN_DATA {
             self.refs = Vec::new();
         }
     }
@@ -634,6 +635,9 @@ impl Writer {
                 }
                 self.buf
                     .finish_frame(frame, KIND_DATA, &mut self.active.chain);
+                // The index below records `frame_len`, worked out before staging; the frame
+                // must be exactly that long or every later offset would be off.
+                debug_assert_eq!(self.buf.len() - start, frame_len);
                 self.written.push(WrittenBlock {
                     queue,
                     segment: self.active.id,
