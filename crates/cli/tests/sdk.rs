@@ -220,6 +220,133 @@ fn put_and_get_round_trip_with_routing() {
     });
 }
 
+/// GetRecords reads a shard in pieces of about 1 MiB: a reply spans many pieces, stops at the
+/// caller's limit inside one, and stops before the record that would take it past 10 MiB.
+#[test]
+fn get_records_spans_read_pieces_and_stops_at_ten_mib() {
+    const MIB: usize = 1 << 20;
+    let server = Server::start(&["--no-throttle"]);
+    let client = server.client();
+    rt().block_on(async {
+        create(&client, "pieces", 1).await;
+        // 3,000 records of 1,000 bytes (about three pieces), then twelve of exactly 1 MiB.
+        let mut sent: Vec<(String, String, Vec<u8>)> = Vec::new();
+        let small = (0..3000).map(|i| (format!("s-{i}"), vec![(i % 251) as u8; 1000]));
+        let large = (0..12).map(|i| {
+            let key = format!("big-{i:02}");
+            let data = vec![i as u8; MIB - key.len()];
+            (key, data)
+        });
+        let all: Vec<(String, Vec<u8>)> = small.chain(large).collect();
+        // At most 500 records and 5 MiB per request.
+        let mut batches: Vec<Vec<(String, Vec<u8>)>> = vec![Vec::new()];
+        let mut batch_bytes = 0;
+        for (key, data) in all {
+            let size = key.len() + data.len();
+            let last = batches.last().map_or(0, Vec::len);
+            if last == 500 || batch_bytes + size > 5 * MIB {
+                batches.push(Vec::new());
+                batch_bytes = 0;
+            }
+            batch_bytes += size;
+            batches.last_mut().expect("a batch").push((key, data));
+        }
+        for batch in batches {
+            let entries: Vec<PutRecordsRequestEntry> = batch
+                .iter()
+                .map(|(key, data)| {
+                    PutRecordsRequestEntry::builder()
+                        .partition_key(key)
+                        .data(Blob::new(data.clone()))
+                        .build()
+                        .expect("entry")
+                })
+                .collect();
+            let out = client
+                .put_records()
+                .stream_name("pieces")
+                .set_records(Some(entries))
+                .send()
+                .await
+                .expect("put records");
+            assert_eq!(out.failed_record_count(), Some(0));
+            for (r, (key, data)) in out.records().iter().zip(batch) {
+                sent.push((r.sequence_number().expect("number").to_string(), key, data));
+            }
+        }
+        assert_eq!(sent.len(), 3012);
+        // How many of `records` one call returns: all that fit in 10 MiB (at least one).
+        let fitting = |records: &[(String, String, Vec<u8>)]| {
+            let mut total = 0;
+            let n = records
+                .iter()
+                .take_while(|(_, key, data)| {
+                    total += key.len() + data.len();
+                    total <= 10 * MIB
+                })
+                .count();
+            n.max(1).min(records.len())
+        };
+        let get = |it: String, limit: Option<i32>| {
+            let client = client.clone();
+            async move {
+                let r = client
+                    .get_records()
+                    .shard_iterator(it)
+                    .set_limit(limit)
+                    .send()
+                    .await
+                    .expect("get records");
+                let records: Vec<(String, String, Vec<u8>)> = r
+                    .records()
+                    .iter()
+                    .map(|rec| {
+                        (
+                            rec.sequence_number().to_string(),
+                            rec.partition_key().expect("a key").to_string(),
+                            rec.data().as_ref().to_vec(),
+                        )
+                    })
+                    .collect();
+                (
+                    records,
+                    r.next_shard_iterator.expect("open shard: a next iterator"),
+                    r.millis_behind_latest,
+                )
+            }
+        };
+        let start = client
+            .get_shard_iterator()
+            .stream_name("pieces")
+            .shard_id("shardId-000000000000")
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("iterator")
+            .shard_iterator
+            .expect("iterator present");
+
+        // Without a limit: 3,000 small records and the seven large ones that fit in 10 MiB.
+        let (first, it, _) = get(start.clone(), None).await;
+        assert_eq!(fitting(&sent), 3007);
+        assert!(first == sent[..3007], "the first reply is the first 3,007 records");
+        let (rest, it, _) = get(it, None).await;
+        assert!(rest == sent[3007..], "the second reply is the other five");
+        let (none, _, behind) = get(it, None).await;
+        assert!(none.is_empty());
+        assert_eq!(behind, Some(0));
+
+        // A limit that falls inside a piece, then the 10 MiB bound from there.
+        let (first, it, behind) = get(start, Some(2500)).await;
+        assert!(first == sent[..2500], "the first 2,500 records");
+        assert!(behind.is_some());
+        let n = fitting(&sent[2500..]);
+        assert_eq!(n, 509);
+        let (second, _, _) = get(it, None).await;
+        assert!(second == sent[2500..2500 + n], "then 500 small and nine large");
+    });
+}
+
 #[test]
 fn iterator_types_and_errors() {
     let server = Server::start(&[]);

@@ -13,21 +13,51 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-/// Buffers kept for reuse, at most, per pool.
-const KEEP: usize = 4;
+/// What a pool keeps, at most, in buffers' capacity: four whole GetRecords replies, or the
+/// 1 MiB pieces of a few GetRecords reads (each ~11 buffers, all freed together).
+const KEEP_BYTES: usize = 64 << 20;
 /// Smaller buffers are not worth keeping (they come from malloc's heaps anyway).
 const LARGE: usize = 1 << 20;
-/// Larger buffers are not kept (bounds what a pool holds: KEEP × this).
+/// Larger buffers are not kept.
 const MAX_KEPT: usize = 16 << 20;
 
 /// Large buffers for reuse. Share a buffer with [`BufferPool::share`]: it comes back when the
 /// last `Bytes` pointing into it is dropped.
-#[derive(Default)]
 pub struct BufferPool {
-    free: Mutex<Vec<Vec<u8>>>,
+    free: Mutex<Free>,
+    /// At most this much capacity is kept.
+    keep_bytes: usize,
+}
+
+#[derive(Default)]
+struct Free {
+    bufs: Vec<Vec<u8>>,
+    /// The sum of `bufs`' capacities.
+    bytes: usize,
+}
+
+impl Free {
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let buf = self.bufs.pop()?;
+        self.bytes -= buf.capacity();
+        Some(buf)
+    }
+}
+
+impl Default for BufferPool {
+    fn default() -> Self {
+        BufferPool::keeping(KEEP_BYTES)
+    }
 }
 
 impl BufferPool {
+    fn keeping(keep_bytes: usize) -> BufferPool {
+        BufferPool {
+            free: Mutex::default(),
+            keep_bytes,
+        }
+    }
+
     /// An empty buffer, with the capacity of a kept one when there is one.
     pub fn take_empty(&self) -> Vec<u8> {
         let mut buf = self.free.lock().pop().unwrap_or_default();
@@ -65,14 +95,15 @@ impl BufferPool {
             return;
         }
         let mut free = self.free.lock();
-        if free.len() < KEEP {
-            free.push(buf);
+        if free.bytes + buf.capacity() <= self.keep_bytes {
+            free.bytes += buf.capacity();
+            free.bufs.push(buf);
         }
     }
 
     #[cfg(test)]
     fn kept(&self) -> usize {
-        self.free.lock().len()
+        self.free.lock().bufs.len()
     }
 }
 
@@ -98,8 +129,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn large_buffers_come_back_once_dropped_and_at_most_keep_are_kept() {
-        let pool = Arc::new(BufferPool::default());
+    fn large_buffers_come_back_once_dropped_and_at_most_keep_bytes_are_kept() {
+        const KEEP: usize = 4;
+        // Room for KEEP of the buffers below (each a little over LARGE), not for a fifth.
+        let pool = Arc::new(BufferPool::keeping(KEEP * (LARGE + (64 << 10))));
         let bodies: Vec<Bytes> = (0..KEEP + 2)
             .map(|i| {
                 let mut buf = pool.take_empty();
