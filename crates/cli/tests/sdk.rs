@@ -329,7 +329,10 @@ fn get_records_spans_read_pieces_and_stops_at_ten_mib() {
         // Without a limit: 3,000 small records and the seven large ones that fit in 10 MiB.
         let (first, it, _) = get(start.clone(), None).await;
         assert_eq!(fitting(&sent), 3007);
-        assert!(first == sent[..3007], "the first reply is the first 3,007 records");
+        assert!(
+            first == sent[..3007],
+            "the first reply is the first 3,007 records"
+        );
         let (rest, it, _) = get(it, None).await;
         assert!(rest == sent[3007..], "the second reply is the other five");
         let (none, _, behind) = get(it, None).await;
@@ -343,7 +346,10 @@ fn get_records_spans_read_pieces_and_stops_at_ten_mib() {
         let n = fitting(&sent[2500..]);
         assert_eq!(n, 509);
         let (second, _, _) = get(it, None).await;
-        assert!(second == sent[2500..2500 + n], "then 500 small and nine large");
+        assert!(
+            second == sent[2500..2500 + n],
+            "then 500 small and nine large"
+        );
     });
 }
 

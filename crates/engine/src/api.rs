@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::seqnum::SeqNum;
+use crate::seqnum::{SeqNum, SeqText};
 
 /// Epoch milliseconds.
 pub type Millis = i64;
@@ -451,7 +451,7 @@ pub struct GetShardIteratorOutput {
 
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub sequence_number: String,
+    pub sequence_number: SeqText,
     pub approximate_arrival_timestamp: Millis,
     pub data: Bytes,
     /// A slice of the buffer the records were read into, not a copy of its own.

@@ -1181,14 +1181,12 @@ impl Engine {
                 _ => (r.data, None),
             };
             out.push(Record {
-                sequence_number: decimals
-                    .format(record_seq_num(
-                        shard.index,
-                        shard.created_ms,
-                        r.position,
-                        r.arrival_ms,
-                    ))
-                    .to_owned(),
+                sequence_number: decimals.text(record_seq_num(
+                    shard.index,
+                    shard.created_ms,
+                    r.position,
+                    r.arrival_ms,
+                )),
                 approximate_arrival_timestamp: r.arrival_ms,
                 partition_key: stored_key(r.partition_key),
                 data,

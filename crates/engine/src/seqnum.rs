@@ -115,6 +115,87 @@ impl SeqNum {
 /// chunks.
 pub const DECIMAL_BUFFER: usize = 63;
 
+/// A sequence number's decimal text, held inline: a GetRecords reply carries up to 10,000 of
+/// them, which then cost no allocation each.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeqText {
+    len: u8,
+    digits: [u8; DECIMAL_BUFFER],
+}
+
+impl SeqText {
+    /// `text`, if it is 1 to [`DECIMAL_BUFFER`] ASCII digits.
+    pub fn new(text: &str) -> Option<SeqText> {
+        let b = text.as_bytes();
+        (!b.is_empty() && b.len() <= DECIMAL_BUFFER && b.iter().all(u8::is_ascii_digit))
+            .then(|| SeqText::from_digits(b))
+    }
+
+    /// `digits`: ASCII digits, at most DECIMAL_BUFFER of them.
+    fn from_digits(digits: &[u8]) -> SeqText {
+        let len = digits.len().min(DECIMAL_BUFFER);
+        let mut text = SeqText {
+            len: len as u8,
+            digits: [b'0'; DECIMAL_BUFFER],
+        };
+        text.digits[..len].copy_from_slice(&digits[..len]);
+        text
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.digits[..usize::from(self.len)]
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits are ever held.
+        std::str::from_utf8(self.as_bytes()).unwrap_or("0")
+    }
+}
+
+impl std::ops::Deref for SeqText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for SeqText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for SeqText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq<str> for SeqText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for SeqText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<String> for SeqText {
+    fn eq(&self, other: &String) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl From<SeqText> for String {
+    fn from(text: SeqText) -> String {
+        text.as_str().to_owned()
+    }
+}
+
 /// "00" to "99", for writing two digits at a time.
 const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 2021222324252627282930313233343536373839\
@@ -216,6 +297,19 @@ impl Default for SeqDecimals {
 impl SeqDecimals {
     /// The decimal form of `n`.
     pub fn format(&mut self, n: SeqNum) -> &str {
+        self.advance(n);
+        // Only ASCII digits are ever written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("0")
+    }
+
+    /// The decimal form of `n`, as a value of its own.
+    pub fn text(&mut self, n: SeqNum) -> SeqText {
+        self.advance(n);
+        SeqText::from_digits(&self.buf[self.start..])
+    }
+
+    /// Makes `buf[start..]` the decimal form of `n`.
+    fn advance(&mut self, n: SeqNum) {
         let successor = self.last.is_some_and(|p| {
             p.counter.checked_add(1) == Some(n.counter)
                 && SeqNum {
@@ -227,8 +321,6 @@ impl SeqDecimals {
             self.write_whole(n);
         }
         self.last = Some(n);
-        // Only ASCII digits are ever written.
-        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("0")
     }
 
     fn write_whole(&mut self, n: SeqNum) {
@@ -317,8 +409,34 @@ mod tests {
                     3 => n.counter = u64::MAX - (value % 3),
                     _ => n.counter = n.counter.wrapping_add(1),
                 }
-                prop_assert_eq!(decimals.format(n), n.to_string());
+                // Either form: both advance the same digits.
+                if value & 1 == 0 {
+                    prop_assert_eq!(decimals.format(n), n.to_string());
+                } else {
+                    prop_assert_eq!(decimals.text(n), n.to_string());
+                }
             }
+        }
+    }
+
+    #[test]
+    fn seq_text_holds_only_short_runs_of_digits() {
+        let longest = "9".repeat(DECIMAL_BUFFER);
+        for ok in [
+            "0",
+            "49590338271490256608559692538361571095921575989136588898",
+            &longest,
+        ] {
+            let text = SeqText::new(ok).expect("digits");
+            assert_eq!(text, ok);
+            assert_eq!(text.len(), ok.len());
+            assert_eq!(format!("{text}"), ok);
+            assert_eq!(format!("{text:?}"), format!("{ok:?}"));
+            assert_eq!(String::from(text), ok);
+        }
+        let too_long = "1".repeat(DECIMAL_BUFFER + 1);
+        for bad in ["", "12a", "-1", " 1", "١٢", &too_long] {
+            assert_eq!(SeqText::new(bad), None, "{bad:?}");
         }
     }
 

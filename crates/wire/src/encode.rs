@@ -741,7 +741,7 @@ fn put_records<S: Sink>(s: &mut S, o: &PutRecordsOutput) {
 fn record<S: Sink>(s: &mut S, r: &Record) {
     s.begin_struct();
     s.key("SequenceNumber");
-    s.string(&r.sequence_number);
+    s.utf8(r.sequence_number.as_bytes());
     s.key("ApproximateArrivalTimestamp");
     s.timestamp(r.approximate_arrival_timestamp);
     s.key("Data");

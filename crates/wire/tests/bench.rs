@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use kinesin_engine::api::*;
+use kinesin_engine::seqnum::SeqText;
 use kinesin_wire::{decode_request, encode_response, Protocol, Response};
 
 fn time<T>(label: &str, bytes: usize, iterations: u32, mut f: impl FnMut() -> T) -> Duration {
@@ -51,9 +52,10 @@ fn hot_paths() {
     let output = GetRecordsOutput {
         records: (0..10_000)
             .map(|i| Record {
-                sequence_number: format!(
+                sequence_number: SeqText::new(&format!(
                     "4959033827149025660855969253836157109592157598913658{i:04}"
-                ),
+                ))
+                .expect("digits"),
                 approximate_arrival_timestamp: 1_700_000_000_000 + i,
                 data: data.clone(),
                 partition_key: format!("partition-key-{i}").into(),

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use ciborium::Value as C;
 use kinesin_engine::api::*;
 use kinesin_engine::api_ops::*;
-use kinesin_engine::seqnum::SeqNum;
+use kinesin_engine::seqnum::{SeqNum, SeqText};
 use kinesin_wire::{
     decode_request, encode_engine_error, encode_response, encode_wire_error, Protocol, Request,
     Response, WireError,
@@ -43,7 +43,7 @@ fn has(v: &C, key: &str) -> bool {
 
 fn record(seq: &str, ms: i64, data: &'static [u8], pk: &str) -> Record {
     Record {
-        sequence_number: seq.into(),
+        sequence_number: SeqText::new(seq).expect("digits"),
         approximate_arrival_timestamp: ms,
         data: Bytes::from_static(data),
         partition_key: pk.into(),
@@ -554,7 +554,7 @@ fn round_trips() {
             .iter()
             .enumerate()
             .map(|(i, d)| Record {
-                sequence_number: i.to_string(),
+                sequence_number: SeqText::new(&i.to_string()).expect("digits"),
                 approximate_arrival_timestamp: 1_700_000_000_000 + i as i64 * 123,
                 data: Bytes::from(d.clone()),
                 partition_key: format!("pk-{i}-é\u{1}\"\\").into(),

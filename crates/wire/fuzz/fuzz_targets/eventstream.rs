@@ -14,6 +14,7 @@
 use aws_smithy_types::event_stream::Message;
 use kinesin_engine::api::{ChildShard, EncryptionType, HashKeyRange, Record};
 use kinesin_engine::api_ops::SubscribeToShardEvent;
+use kinesin_engine::seqnum::SeqText;
 use kinesin_wire::{eventstream, Protocol};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
@@ -28,7 +29,8 @@ struct ArbHeader {
 
 #[derive(Arbitrary, Debug)]
 struct ArbRecord {
-    sequence_number: String,
+    /// Sequence numbers are decimal digits (`SeqText`).
+    sequence_number: u128,
     arrival: i64,
     data: Vec<u8>,
     partition_key: String,
@@ -226,8 +228,9 @@ fn event(
     let e = SubscribeToShardEvent {
         records: records
             .into_iter()
-            .map(|r| Record {
-                sequence_number: r.sequence_number,
+            .filter_map(|r| {
+                Some(Record {
+                    sequence_number: SeqText::new(&r.sequence_number.to_string())?,
                 approximate_arrival_timestamp: r.arrival,
                 data: r.data.into(),
                 partition_key: r.partition_key.into(),
@@ -238,6 +241,7 @@ fn event(
                         EncryptionType::None
                     }
                 }),
+                })
             })
             .collect(),
         continuation_sequence_number: continuation,
@@ -272,7 +276,7 @@ fn event(
     for (got, r) in recs.iter().zip(&e.records) {
         assert_eq!(
             got.get("SequenceNumber").expect("SequenceNumber").str(),
-            r.sequence_number
+            r.sequence_number.as_str()
         );
         assert_eq!(
             got.get("PartitionKey").expect("PartitionKey").str().as_bytes(),
