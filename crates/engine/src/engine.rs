@@ -1155,7 +1155,8 @@ impl Engine {
     }
 
     /// Converts `records` (one shard's, in order) and appends them to `out`, decrypting where
-    /// the shard was encrypted.
+    /// the shard was encrypted. `decimals` carries the last sequence number from call to call:
+    /// each number is mostly its predecessor's successor, which it writes by adding.
     fn append_records(
         &self,
         shard: &ShardMeta,
