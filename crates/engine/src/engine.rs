@@ -1513,7 +1513,15 @@ impl Engine {
         })
     }
 
-    pub fn get_records(&self, scope: &Scope, input: GetRecordsInput) -> Result<GetRecordsOutput> {
+    /// GetRecords. The records go to `on_piece` as they are read, in order, a piece of about
+    /// `GET_RECORDS_READ_PIECE` bytes at a time, so that the caller can encode each while it
+    /// is still in the CPU's cache; the output's own `records` stays empty.
+    pub fn get_records(
+        &self,
+        scope: &Scope,
+        input: GetRecordsInput,
+        on_piece: &mut dyn FnMut(Vec<Record>),
+    ) -> Result<GetRecordsOutput> {
         let it = self
             .inner
             .tokens
@@ -1585,11 +1593,12 @@ impl Engine {
             .limit
             .map(|l| l.clamp(1, GET_RECORDS_MAX_RECORDS as i64) as usize)
             .unwrap_or(GET_RECORDS_MAX_RECORDS);
-        // Read and convert in pieces: each piece's frames are verified and its records' keys
-        // checked while they are still in the CPU's cache, not after a whole 10 MiB reply has
-        // gone through it. Reading stops at the tip as it was when the call began.
+        // Read, convert and hand on in pieces: each piece's frames are verified, its keys
+        // checked and (by the caller) its data encoded while they are still in the CPU's cache,
+        // not after a whole 10 MiB reply has gone through it. Reading stops at the tip as it
+        // was when the call began.
         let tip = self.inner.log.bounds(shard.queue).map_err(log_error)?.next;
-        let mut records: Vec<Record> = Vec::new();
+        let mut count = 0usize;
         let mut decimals = SeqDecimals::default();
         let mut next = it.position;
         let mut bytes = 0usize;
@@ -1601,7 +1610,7 @@ impl Engine {
                 .read(
                     shard.queue,
                     next,
-                    limit - records.len(),
+                    limit - count,
                     (GET_RECORDS_MAX_BYTES - bytes).min(GET_RECORDS_READ_PIECE),
                 )
                 .map_err(log_error)?;
@@ -1610,7 +1619,7 @@ impl Engine {
             let mut fit = 0;
             for r in &batch.records {
                 let size = r.data.len() + r.partition_key.len();
-                if !(records.is_empty() && fit == 0) && bytes + size > GET_RECORDS_MAX_BYTES {
+                if !(count == 0 && fit == 0) && bytes + size > GET_RECORDS_MAX_BYTES {
                     next = r.position;
                     break;
                 }
@@ -1623,13 +1632,13 @@ impl Engine {
                 last_arrival = Some(r.arrival_ms);
             }
             let empty = batch.records.is_empty();
-            self.append_records(&shard, &aad, batch.records, &mut decimals, &mut records)?;
-            if full
-                || empty
-                || next >= tip
-                || records.len() >= limit
-                || bytes >= GET_RECORDS_MAX_BYTES
-            {
+            let mut piece = Vec::new();
+            self.append_records(&shard, &aad, batch.records, &mut decimals, &mut piece)?;
+            count += piece.len();
+            if !piece.is_empty() {
+                on_piece(piece);
+            }
+            if full || empty || next >= tip || count >= limit || bytes >= GET_RECORDS_MAX_BYTES {
                 break;
             }
         }
@@ -1647,7 +1656,7 @@ impl Engine {
         let at_end = shard
             .closed
             .as_ref()
-            .is_some_and(|c| next >= c.end_position && records.is_empty());
+            .is_some_and(|c| next >= c.end_position && count == 0);
         let (next_shard_iterator, child_shards) = if at_end {
             (None, Some(children))
         } else {
@@ -1661,7 +1670,7 @@ impl Engine {
             )
         };
         Ok(GetRecordsOutput {
-            records,
+            records: Vec::new(),
             next_shard_iterator,
             millis_behind_latest: millis_behind,
             child_shards,

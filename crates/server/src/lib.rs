@@ -530,13 +530,9 @@ async fn get_records(
     let engine = shared.engine.clone();
     let buffers = shared.response_buffers.clone();
     let read = shared.engine.blocking_read(move || {
-        let output = engine.get_records(&scope, input)?;
-        let response = kinesin_wire::Response::GetRecords(output);
-        Ok(buffers.share(kinesin_wire::encode_response_into(
-            protocol,
-            &response,
-            buffers.take_empty(),
-        )))
+        let mut body = kinesin_wire::GetRecordsWriter::begin(protocol, buffers.take_empty());
+        let output = engine.get_records(&scope, input, &mut |piece| body.records(&piece))?;
+        Ok(buffers.share(body.finish(&output)))
     });
     match read.await {
         Ok(body) => raw(StatusCode::OK, protocol.content_type(), body),

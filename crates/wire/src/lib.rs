@@ -36,6 +36,7 @@ use kinesin_engine::api_ops::*;
 pub mod audit;
 mod decode;
 mod encode;
+pub use encode::GetRecordsWriter;
 pub mod eventstream;
 mod fast;
 mod model;

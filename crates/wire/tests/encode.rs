@@ -9,8 +9,8 @@ use kinesin_engine::api::*;
 use kinesin_engine::api_ops::*;
 use kinesin_engine::seqnum::{SeqNum, SeqText};
 use kinesin_wire::{
-    decode_request, encode_engine_error, encode_response, encode_wire_error, Protocol, Request,
-    Response, WireError,
+    decode_request, encode_engine_error, encode_response, encode_wire_error, GetRecordsWriter,
+    Protocol, Request, Response, WireError,
 };
 
 const ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/s1";
@@ -189,6 +189,60 @@ fn get_records_json() {
             r#""EndingHashKey":"340282366920938463463374607431768211455"}}]}"#
         )
     );
+}
+
+/// A reply written piece by piece (as the server does) is byte for byte the reply encoded
+/// whole, in both protocols: with 0 to 300 records (CBOR array heads of one, two and three
+/// bytes), split into pieces of any size, with records left for `finish`, and at a shard's end.
+#[test]
+fn get_records_written_by_piece_equal_the_whole_reply() {
+    let children = vec![ChildShard {
+        shard_id: "shardId-000000000001".into(),
+        parent_shards: vec!["shardId-000000000000".into()],
+        hash_key_range: HashKeyRange {
+            starting_hash_key: 0,
+            ending_hash_key: u128::MAX,
+        },
+    }];
+    for count in [0usize, 1, 23, 24, 255, 256, 300] {
+        let records: Vec<Record> = (0..count)
+            .map(|i| Record {
+                sequence_number: SeqText::new(&format!("{}", 1000 + i)).expect("digits"),
+                approximate_arrival_timestamp: 1_700_000_000_000 + i as i64,
+                data: Bytes::from(vec![i as u8; i % 7]),
+                partition_key: format!("pk-{i}").into(),
+                encryption_type: (i % 5 == 0).then_some(EncryptionType::Kms),
+            })
+            .collect();
+        for (piece, at_end) in [(1usize, false), (7, false), (1000, false), (10, true)] {
+            let whole = GetRecordsOutput {
+                records: records.clone(),
+                next_shard_iterator: (!at_end).then(|| "AAAA".to_string()),
+                millis_behind_latest: count as i64,
+                child_shards: at_end.then(|| children.clone()),
+            };
+            for protocol in [Protocol::Json, Protocol::Cbor] {
+                // The last piece, if any, is left to `finish`.
+                let pieces: Vec<&[Record]> = records.chunks(piece).collect();
+                let (last, written) = pieces
+                    .split_last()
+                    .map_or((&[][..], &[][..]), |(l, w)| (*l, w));
+                let mut writer = GetRecordsWriter::begin(protocol, b"old bytes".to_vec());
+                for p in written {
+                    writer.records(p);
+                }
+                let tail = GetRecordsOutput {
+                    records: last.to_vec(),
+                    ..whole.clone()
+                };
+                assert_eq!(
+                    writer.finish(&tail),
+                    encode_response(protocol, &Response::GetRecords(whole.clone())),
+                    "{count} records in pieces of {piece}, {protocol:?}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
