@@ -777,7 +777,7 @@ fn get_records<S: Sink>(s: &mut S, o: &GetRecordsOutput) {
 }
 
 /// A GetRecords body written as its records are read, piece by piece, so that each piece's
-/// data is still in the CPU's cache when it is base64-encoded (−17 to −22% server CPU per
+/// data is still in the CPU's cache when it is base64-encoded (−13 to −19% server CPU per
 /// record drained against encoding the whole reply after reading it). The records come
 /// first, the reply's other members after them.
 pub struct GetRecordsWriter {
