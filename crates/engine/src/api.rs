@@ -212,10 +212,12 @@ pub struct PutRecordsEntry {
 pub struct PartitionKey(Bytes);
 
 impl PartitionKey {
-    /// The key in `bytes`, if they are UTF-8.
-    pub fn from_utf8(bytes: Bytes) -> Option<PartitionKey> {
-        std::str::from_utf8(&bytes).ok()?;
-        Some(PartitionKey(bytes))
+    /// The key in `bytes`, if they are UTF-8 (else `bytes` back).
+    pub fn from_utf8(bytes: Bytes) -> Result<PartitionKey, Bytes> {
+        match std::str::from_utf8(&bytes) {
+            Ok(_) => Ok(PartitionKey(bytes)),
+            Err(_) => Err(bytes),
+        }
     }
 
     pub fn as_bytes(&self) -> &[u8] {

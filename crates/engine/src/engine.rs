@@ -1626,19 +1626,17 @@ impl Engine {
                 bytes += size;
                 fit += 1;
             }
-            let full = fit < batch.records.len();
+            // Nothing read (the tip, or a first record past what is left) ends the reply too.
+            let full = fit < batch.records.len() || fit == 0;
             batch.records.truncate(fit);
             if let Some(r) = batch.records.last() {
                 last_arrival = Some(r.arrival_ms);
-            }
-            let empty = batch.records.is_empty();
-            let mut piece = Vec::new();
-            self.append_records(&shard, &aad, batch.records, &mut decimals, &mut piece)?;
-            count += piece.len();
-            if !piece.is_empty() {
+                let mut piece = Vec::new();
+                self.append_records(&shard, &aad, batch.records, &mut decimals, &mut piece)?;
+                count += piece.len();
                 on_piece(piece);
             }
-            if full || empty || next >= tip || count >= limit || bytes >= GET_RECORDS_MAX_BYTES {
+            if full || next >= tip || count >= limit || bytes >= GET_RECORDS_MAX_BYTES {
                 break;
             }
         }
@@ -1647,8 +1645,8 @@ impl Engine {
                 b.charge_read(bytes);
             }
         }
-        let bounds = self.inner.log.bounds(shard.queue).map_err(log_error)?;
-        let millis_behind = if next >= bounds.next {
+        // Behind the tip as it was when reading began (records written since are not counted).
+        let millis_behind = if next >= tip {
             0
         } else {
             last_arrival.map(|a| (t - a).max(0)).unwrap_or(0)
@@ -1891,10 +1889,8 @@ fn record_aad(meta: &StreamMeta, shard_index: u32) -> String {
 /// A stored partition key, kept where it was read. Keys were UTF-8 when written and frames are
 /// checksummed, so the lossy branch only guards against a bug, never a normal read.
 fn stored_key(b: Bytes) -> PartitionKey {
-    match PartitionKey::from_utf8(b.clone()) {
-        Some(key) => key,
-        None => PartitionKey::from(String::from_utf8_lossy(&b).into_owned()),
-    }
+    PartitionKey::from_utf8(b)
+        .unwrap_or_else(|b| PartitionKey::from(String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// Closed shards whose every record is older than the retention period.

@@ -117,7 +117,7 @@ pub const DECIMAL_BUFFER: usize = 63;
 
 /// A sequence number's decimal text, held inline: a GetRecords reply carries up to 10,000 of
 /// them, which then cost no allocation each.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SeqText {
     len: u8,
     digits: [u8; DECIMAL_BUFFER],
@@ -144,6 +144,15 @@ impl SeqText {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.digits[..usize::from(self.len)]
+    }
+
+    /// Its length in digits (never 0).
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     pub fn as_str(&self) -> &str {
@@ -187,12 +196,6 @@ impl PartialEq<&str> for SeqText {
 impl PartialEq<String> for SeqText {
     fn eq(&self, other: &String) -> bool {
         self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl From<SeqText> for String {
-    fn from(text: SeqText) -> String {
-        text.as_str().to_owned()
     }
 }
 
@@ -432,7 +435,7 @@ mod tests {
             assert_eq!(text.len(), ok.len());
             assert_eq!(format!("{text}"), ok);
             assert_eq!(format!("{text:?}"), format!("{ok:?}"));
-            assert_eq!(String::from(text), ok);
+            assert_eq!(text.to_string(), ok);
         }
         let too_long = "1".repeat(DECIMAL_BUFFER + 1);
         for bad in ["", "12a", "-1", " 1", "١٢", &too_long] {

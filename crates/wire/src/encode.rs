@@ -337,18 +337,16 @@ impl Sink for CborSink {
 // Shapes
 // ---------------------------------------------------------------------------------------------
 
+/// Room for one record in a body: base64 data, key and number, and ~160 bytes of member
+/// names and the rest (more only for keys that need escaping).
+fn record_room(r: &Record) -> usize {
+    r.data.len().div_ceil(3) * 4 + r.partition_key.len() + r.sequence_number.len() + 160
+}
+
 /// A rough size for the body, so that the buffer is allocated once.
 pub(crate) fn size_hint(response: &Response) -> usize {
     match response {
-        Response::GetRecords(o) => {
-            256 + o
-                .records
-                .iter()
-                .map(|r| {
-                    r.data.len() / 3 * 4 + r.partition_key.len() + r.sequence_number.len() + 160
-                })
-                .sum::<usize>()
-        }
+        Response::GetRecords(o) => 256 + o.records.iter().map(record_room).sum::<usize>(),
         Response::PutRecords(o) => 128 + o.records.len() * 120,
         Response::DescribeStream(o) => 512 + o.shards.len() * 400,
         Response::ListShards(o) => 128 + o.shards.len() * 400,
@@ -782,16 +780,16 @@ fn get_records<S: Sink>(s: &mut S, o: &GetRecordsOutput) {
 /// first, the reply's other members after them.
 pub struct GetRecordsWriter {
     sink: PieceSink,
+    /// Records written so far.
+    count: u64,
 }
 
 enum PieceSink {
     Json(JsonSink),
-    /// `count_at`: where the records array's head was left to be written, once its length is
-    /// known.
+    /// `count_at`: where the records array's head goes once its length is known.
     Cbor {
         sink: CborSink,
         count_at: usize,
-        count: u64,
     },
 }
 
@@ -811,41 +809,30 @@ impl GetRecordsWriter {
                 let mut sink = CborSink::with_buffer(buf);
                 sink.begin_struct();
                 sink.key("Records");
-                // The array's length is known at the end: three bytes are kept for its head,
-                // the shortest form for 256 to 65,535 items (a reply holds at most 10,000).
+                // Three bytes are kept for the array's head: the shortest form for 256 to
+                // 65,535 items (a reply holds at most 10,000).
                 let count_at = sink.out.len();
                 sink.out.extend_from_slice(&[0x99, 0, 0]);
-                PieceSink::Cbor {
-                    sink,
-                    count_at,
-                    count: 0,
-                }
+                PieceSink::Cbor { sink, count_at }
             }
         };
-        GetRecordsWriter { sink }
+        GetRecordsWriter { sink, count: 0 }
     }
 
     /// Appends `records` to the reply's records.
     pub fn records(&mut self, records: &[Record]) {
-        // Exactly what is needed: doubling would take a reply's buffer past what the buffer
+        // Exactly the room needed: doubling would take a reply's buffer past what the buffer
         // pool keeps, and every reply would then fault in fresh memory.
-        let room = records
-            .iter()
-            .map(|r| r.data.len().div_ceil(3) * 4 + r.partition_key.len() + 224)
-            .sum();
+        let room = records.iter().map(record_room).sum();
+        self.count += records.len() as u64;
         match &mut self.sink {
             PieceSink::Json(sink) => {
                 sink.out.reserve_exact(room);
-                for r in records {
-                    record(sink, r);
-                }
+                records.iter().for_each(|r| record(sink, r));
             }
-            PieceSink::Cbor { sink, count, .. } => {
+            PieceSink::Cbor { sink, .. } => {
                 sink.out.reserve_exact(room);
-                for r in records {
-                    record(sink, r);
-                }
-                *count += records.len() as u64;
+                records.iter().for_each(|r| record(sink, r));
             }
         }
     }
@@ -860,15 +847,11 @@ impl GetRecordsWriter {
                 get_records_tail(&mut sink, o);
                 sink.out
             }
-            PieceSink::Cbor {
-                mut sink,
-                count_at,
-                count,
-            } => {
-                // The head in its shortest form: in place when that is three bytes, else
-                // the records move to fit it.
+            PieceSink::Cbor { mut sink, count_at } => {
+                // The head in its shortest form: in place when that is three bytes, else the
+                // records move to fit it.
                 let mut head = Vec::with_capacity(9);
-                cbor_head(&mut head, 4, count);
+                cbor_head(&mut head, 4, self.count);
                 sink.out.splice(count_at..count_at + 3, head);
                 get_records_tail(&mut sink, o);
                 sink.out

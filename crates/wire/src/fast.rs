@@ -44,7 +44,7 @@ pub(crate) fn put_records(body: &[u8]) -> Option<Request> {
         .map(|(data, partition_key, explicit_hash_key)| {
             Some(PutRecordsEntry {
                 data: data.resolve(&chunks)?,
-                partition_key: PartitionKey::from_utf8(partition_key.resolve(&chunks)?)?,
+                partition_key: PartitionKey::from_utf8(partition_key.resolve(&chunks)?).ok()?,
                 explicit_hash_key,
             })
         })
@@ -71,7 +71,7 @@ pub(crate) fn put_record(body: &[u8]) -> Option<Request> {
     })?;
     c.end()?;
     let data = record.data?.resolve(&[])?;
-    let partition_key = PartitionKey::from_utf8(record.partition_key?.resolve(&[])?)?;
+    let partition_key = PartitionKey::from_utf8(record.partition_key?.resolve(&[])?).ok()?;
     Some(Request::PutRecord(PutRecordInput {
         stream,
         data,
