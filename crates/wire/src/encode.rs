@@ -5,8 +5,6 @@
 //! Every output shape is written once, generically over [`Sink`], so both formats always carry
 //! the same members. Absent optional members are omitted, never sent as null.
 
-use std::io::Write as _;
-
 use kinesin_engine::api::*;
 use kinesin_engine::api_ops::*;
 use kinesin_engine::names::{write_shard_id, SHARD_ID_LEN};
@@ -107,7 +105,8 @@ impl Sink for JsonSink {
 
     fn int(&mut self, v: i64) {
         self.sep();
-        let _ = write!(self.out, "{v}");
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
         self.comma = true;
     }
 
@@ -134,7 +133,10 @@ impl Sink for JsonSink {
 
     fn decimal(&mut self, v: u128) {
         self.sep();
-        let _ = write!(self.out, "\"{v}\"");
+        self.out.push(b'"');
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        self.out.push(b'"');
         self.comma = true;
     }
 }
@@ -203,17 +205,25 @@ fn write_json_seconds(out: &mut Vec<u8>, millis: i64) {
         out.push(b'-');
     }
     let abs = millis.unsigned_abs();
-    let (secs, frac) = (abs / 1000, abs % 1000);
-    let _ = write!(out, "{secs}.");
-    if frac == 0 {
-        out.push(b'0');
-    } else if frac % 100 == 0 {
-        let _ = write!(out, "{}", frac / 100);
+    let (secs, frac) = (abs / 1000, (abs % 1000) as u16);
+    // One timestamp per record in GetRecords: through `write!` and `fmt` a timestamp took ~680
+    // instructions (callgrind), ~190 this way.
+    out.extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
+    out.push(b'.');
+    let digits = [
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ];
+    // Trailing zeros dropped, but at least one digit: `.0`, `.9`, `.98`, `.007`.
+    let keep = if frac % 100 == 0 {
+        1
     } else if frac % 10 == 0 {
-        let _ = write!(out, "{:02}", frac / 10);
+        2
     } else {
-        let _ = write!(out, "{frac:03}");
-    }
+        3
+    };
+    out.extend_from_slice(&digits[..keep]);
 }
 
 // ---------------------------------------------------------------------------------------------
