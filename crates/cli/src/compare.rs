@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
-use kinesin_log::{FsStorage, Storage, StorageFile};
+use kinesin_log::{FsStorage, Storage, StorageFile, ZERO_AHEAD, ZERO_AHEAD_MAX_BATCH};
 use serde_json::{json, Value};
 
 use crate::bench::{self, BenchArgs};
@@ -384,11 +384,6 @@ struct SyncedFile {
     zeroed: u64,
 }
 
-/// How far ahead of small batches a retaining file is zeroed, and which batches are small:
-/// the rule Kinesin's log writer follows, so that both pay the same for new file blocks.
-const ZERO_AHEAD: u64 = 1 << 20;
-const SMALL_BATCH: usize = 256 << 10;
-
 impl SyncedFile {
     /// A file in `dir`, unlinked at once (its blocks are freed when the server exits).
     fn create(dir: &Path, retain: bool) -> std::io::Result<SyncedFile> {
@@ -431,8 +426,9 @@ impl SyncedFile {
         }
         self.file.write_all_at(buf, self.offset)?;
         let end = self.offset + buf.len() as u64;
-        if self.retain_in.is_some() && buf.len() <= SMALL_BATCH && end > self.zeroed {
-            let to = (end + ZERO_AHEAD).min(SYNCED_FILE_BYTES);
+        // The rule Kinesin's log writer follows, so that both pay the same for new blocks.
+        if self.retain_in.is_some() && buf.len() <= ZERO_AHEAD_MAX_BATCH && end > self.zeroed {
+            let to = (end + ZERO_AHEAD as u64).min(SYNCED_FILE_BYTES);
             self.file
                 .write_all_at(&vec![0u8; (to - end) as usize], end)?;
             self.zeroed = to;

@@ -1597,7 +1597,11 @@ impl Engine {
         // checked and (by the caller) its data encoded while they are still in the CPU's cache,
         // not after a whole 10 MiB reply has gone through it. Reading stops at the tip as it
         // was when the call began.
-        let tip = self.inner.log.bounds(shard.queue).map_err(log_error)?.next;
+        let tip = self
+            .inner
+            .log
+            .next_position(shard.queue)
+            .map_err(log_error)?;
         let mut count = 0usize;
         let mut decimals = SeqDecimals::default();
         let mut next = it.position;

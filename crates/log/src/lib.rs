@@ -155,6 +155,8 @@ use crate::prepare::Prepare;
 pub use crate::segment::SegmentSources;
 use crate::segment::{retire_segment, FreeFiles};
 use crate::writer::{Pending, Request, SyncState, Writer};
+/// The writer's zero-ahead rule, which `kinesin bench`'s retaining do-nothing server copies.
+pub use crate::writer::{ZERO_AHEAD, ZERO_AHEAD_MAX_BATCH};
 
 pub use crate::fault::{FaultKind, FaultOp, Faults, FaultyStorage, Times};
 pub use crate::storage::{CrashMode, FsStorage, MemStorage, Storage, StorageFile};
@@ -652,6 +654,18 @@ impl Log {
     ) -> Result<ReadBatch> {
         let shared = self.shared();
         shared.retrying(|| shared.read(queue, from, max_records, max_bytes))
+    }
+
+    /// The position after the last readable record (`bounds().next`), without working out the
+    /// trim horizon, which may read a block list or a frame: for callers that need only the
+    /// tip, some on every GetRecords call or pushed event.
+    pub fn next_position(&self, queue: QueueId) -> Result<Position> {
+        let state = self.shared().state.read();
+        state
+            .queues
+            .get(&queue)
+            .map(|q| q.next)
+            .ok_or(LogError::UnknownQueue(queue))
     }
 
     pub fn bounds(&self, queue: QueueId) -> Result<QueueBounds> {

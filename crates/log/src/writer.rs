@@ -241,7 +241,9 @@ pub(crate) struct Writer {
 }
 
 /// How far ahead of small batches the active segment is zeroed (see [`Writer::zero_ahead`]).
-const ZERO_AHEAD: usize = 1 << 20;
+pub const ZERO_AHEAD: usize = 1 << 20;
+/// Batches up to this size are small: in fsync mode they are followed by zeros.
+pub const ZERO_AHEAD_MAX_BATCH: usize = ZERO_AHEAD / 4;
 
 /// The writer never keeps more than this much buffer capacity between batches.
 const MAX_IDLE_BUFFER: usize = 32 << 20;
@@ -578,7 +580,7 @@ impl Writer {
         if self.zeroed.0 != self.active.id {
             self.zeroed = (self.active.id, 0);
         }
-        if self.buf.len() > ZERO_AHEAD / 4 || data_end <= self.zeroed.1 {
+        if self.buf.len() > ZERO_AHEAD_MAX_BATCH || data_end <= self.zeroed.1 {
             return Ok(());
         }
         let end = (data_end + ZERO_AHEAD as u64).min(self.active.len);

@@ -647,10 +647,7 @@ impl Subscription {
                 if let Some(p) = self.pace.as_mut() {
                     p.charge(bytes);
                 }
-                let tip = log
-                    .bounds(self.shard.queue)
-                    .map(|b| b.next)
-                    .unwrap_or(batch.next);
+                let tip = log.next_position(self.shard.queue).unwrap_or(batch.next);
                 self.catching_up = batch.next < tip;
                 let behind = if batch.next >= tip {
                     0

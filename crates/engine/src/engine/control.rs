@@ -136,8 +136,8 @@ impl Engine {
                 .map(|s| {
                     self.inner
                         .log
-                        .bounds(s.queue)
-                        .map(|b| (s.index, b.next))
+                        .next_position(s.queue)
+                        .map(|next| (s.index, next))
                         .map_err(log_error)
                 })
                 .collect::<Result<_>>()?

@@ -220,8 +220,8 @@ impl Engine {
         };
         for index in planner.closed.clone() {
             let queue = planner.shard(index).map(|s| s.queue).unwrap_or_default();
-            let next = match self.inner.log.bounds(queue) {
-                Ok(b) => b.next,
+            let next = match self.inner.log.next_position(queue) {
+                Ok(next) => next,
                 Err(e) => {
                     undo(self);
                     return Err(log_error(e));
